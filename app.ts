@@ -1,0 +1,181 @@
+import path from 'node:path'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import autoload from '@fastify/autoload'
+import type { AnySchema } from 'ajv'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './schemas/config.js'
+import { EXPOSED_SERVER_ERRORS, type ErrorResponseBody } from './schemas/errors.js'
+import { databaseUnavailable } from './db/errors.js'
+import { isLagoError } from './plugins/app/lago/errors.js'
+import { lagoErrorAnswer } from './plugins/app/lago/http-errors.js'
+import { bodyAjv, queryAjv, textAjv, validationDetails } from './schemas/validation.js'
+import { tolerantJsonParser } from './plugins/app/litellm/json-text.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body exactly as received, kept for webhook signature checks. */
+    rawBody?: string
+  }
+}
+
+export interface AppOptions {
+  config: Config
+}
+
+const FASTIFY_ERROR_CODES: Record<string, string> = {
+  FST_ERR_VALIDATION: 'validation_error',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'empty_body',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_content_length',
+  FST_ERR_NOT_FOUND: 'not_found'
+}
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
+  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout'
+}
+
+function errorBody (statusCode: number, code: string, message: string, details?: ErrorResponseBody['details']): ErrorResponseBody {
+  return { statusCode, error: REASONS[statusCode] ?? (statusCode >= 500 ? 'Server Error' : 'Client Error'), code, message, ...(details ? { details } : {}) }
+}
+
+/** Secrets that travel in a URL path (LiteLLM's alert webhook sends no header, so its secret is in the path). */
+export const redactUrl = (url: string): string => url.replace(/(\/webhooks\/litellm\/alerts\/)[^/?#]+/, '$1[redacted]')
+
+/** One error shape for everything; 5xx details stay in the logs. */
+function errorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (databaseUnavailable(err)) {
+    request.log.warn({ err }, 'PostgreSQL unavailable')
+    return reply.code(503).send(errorBody(503, 'database_unavailable',
+      'PostgreSQL is unavailable, nothing was stored: retry later'))
+  }
+  if (isLagoError(err)) {
+    const answer = lagoErrorAnswer(err)
+    // Lago down, failing or throttling is already a warning from the Lago client; this ties it to the request.
+    request.log.info({ err: { message: err.message }, statusCode: answer.statusCode }, 'Lago error answered')
+    if (answer.retryAfterSeconds !== undefined) reply.header('retry-after', answer.retryAfterSeconds)
+    return reply.code(answer.statusCode).send(errorBody(answer.statusCode, answer.code, answer.message, answer.details))
+  }
+  const statusCode = err.statusCode !== undefined && err.statusCode >= 400 ? err.statusCode : 500
+  if (statusCode >= 500) {
+    request.log.error({ err, request: { method: request.method, url: redactUrl(request.url) } }, 'request failed')
+  } else {
+    request.log.info({ err: { code: err.code, message: err.message } }, 'request rejected')
+  }
+  if (err.validation !== undefined) {
+    const details = validationDetails(err.validation)
+    const where = err.validationContext ?? 'request'
+    const first = details[0]
+    const message = first !== undefined
+      ? `${where} field ${first.field} ${first.message}`
+      : `${where} is invalid`
+    return reply.code(400).send(errorBody(400, 'validation_error', message, details))
+  }
+  // Our named errors (@fastify/error upper-cases codes) answer with their code in snake_case.
+  const ownCode = typeof err.code === 'string' && /^[A-Za-z_]+$/.test(err.code) && !err.code.startsWith('FST_') ? err.code.toLowerCase() : undefined
+  if (statusCode >= 500 && (ownCode === undefined || !EXPOSED_SERVER_ERRORS.has(ownCode))) {
+    return reply.code(statusCode).send(errorBody(statusCode, 'internal_error', 'Something went wrong on our side; it has been logged'))
+  }
+  const code = FASTIFY_ERROR_CODES[err.code] ?? ownCode ?? 'bad_request'
+  return reply.code(statusCode).send(errorBody(statusCode, code, err.message))
+}
+
+/** The service as a plugin: infrastructure, then the project's services, then the routes. */
+export default async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
+  const ajvFor = { body: bodyAjv, querystring: queryAjv } as Record<string, typeof textAjv | undefined>
+  fastify.setValidatorCompiler(({ schema, httpPart }) => (ajvFor[httpPart ?? ''] ?? textAjv).compile(schema as AnySchema))
+
+  // JSON only, parsed safely (prototype-poisoning checks) while keeping the raw text for signatures. Python's
+  // NaN/Infinity (LiteLLM can send them) are tolerated; CloudEvents (LiteLLM's OpenMeter callback) are JSON too.
+  const parseJson = tolerantJsonParser(fastify.getDefaultJsonParser('error', 'error'))
+  fastify.removeContentTypeParser('text/plain')
+  fastify.addContentTypeParser(['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json'],
+    { parseAs: 'string' }, (request, body, done) => {
+      request.rawBody = body as string
+      parseJson(request, body as string, done)
+    })
+
+  // The request id (an upstream x-request-id, else generated) goes back to the caller for support requests.
+  fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
+
+  // Shutting down: answers still in flight close their keep-alive connection. Otherwise a connection busy when the
+  // close began goes idle afterwards and stays open until keepAliveTimeout, past the shutdown grace period.
+  let closing = false
+  fastify.addHook('preClose', async () => { closing = true })
+  fastify.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
+
+  // Handlers first: plugins and routes registered later inherit them.
+  fastify.setErrorHandler(errorHandler)
+
+  await fastify.register(autoload, {
+    dir: path.join(import.meta.dirname, 'plugins', 'external'),
+    options: opts,
+    forceESM: true
+  })
+  // Once the rate limiter exists: probing for routes counts against the caller's limit like any request.
+  fastify.setNotFoundHandler({ preHandler: fastify.rateLimit() }, (request, reply) => reply.code(404)
+    .send(errorBody(404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}`)))
+  await fastify.register(autoload, {
+    dir: path.join(import.meta.dirname, 'plugins', 'app'),
+    options: opts,
+    forceESM: true
+  })
+  await fastify.register(autoload, {
+    dir: path.join(import.meta.dirname, 'routes'),
+    options: opts,
+    autoHooks: true,
+    cascadeHooks: true,
+    routeParams: true,
+    forceESM: true
+  })
+}
+
+/** Fastify server options for a config: shared by server.ts and the tests so that both behave the same. */
+export function serverOptions (config: Config): FastifyServerOptions {
+  return {
+    logger: {
+      level: config.LOG_LEVEL,
+      redact: {
+        paths: [
+          'req.headers.authorization', 'req.headers["webhook-signature"]', 'req.headers["x-api-key"]',
+          'headers.authorization', '*.apiKey', '*.api_key', '*.password', '*.secret', '*.token'
+        ],
+        censor: '[redacted]'
+      },
+      serializers: {
+        req: (req: FastifyRequest) => ({
+          method: req.method,
+          url: redactUrl(req.url),
+          host: req.host,
+          remoteAddress: req.ip,
+          remotePort: req.socket?.remotePort
+        })
+      }
+    },
+    // Two log lines per request would cost half the single-event throughput (npm run bench); errors and
+    // rejections are logged by the error handler with their request id either way.
+    logController: new LogController({ disableRequestLogging: !config.LOG_REQUESTS }),
+    requestIdHeader: 'x-request-id',
+    trustProxy: config.TRUST_PROXY,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    connectionTimeout: config.REQUEST_TIMEOUT_MS,
+    // Longer than the usual 60 s idle timeout of load balancers, so they never reuse a closed socket.
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    pluginTimeout: 30_000
+  }
+}
+
+/** Builds the whole service from a config object. */
+export async function buildApp (config: Config, overrides: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const fastify = Fastify({ ...serverOptions(config), ...overrides }).withTypeProvider<TypeBoxTypeProvider>()
+  // fp: the error handler, parsers and validator compiler must apply to the root instance.
+  await fastify.register(fp(app), { config })
+  return fastify as unknown as FastifyInstance
+}
