@@ -1,0 +1,205 @@
+import { sql, type Kysely } from 'kysely'
+import type { Database, UsageEventStatus } from '../../../db/database.js'
+import type { UsageEvent } from './normalize.js'
+
+export type WriteOutcome =
+  | { status: 'accepted', id: number }
+  | { status: 'duplicate', id: number }
+  | { status: 'conflict', id: number }
+
+interface InsertResultRow {
+  ord: number
+  id: number | null
+  existing_id: number | null
+  existing_fingerprint: string | null
+}
+
+/**
+ * Whether two events are one LiteLLM call seen twice (through two formats, or a callback fired twice): same
+ * litellmId, call ids that do not disagree, and timestamps within the match window when there is one.
+ */
+export function sameLiteLLMCall (a: Pick<UsageEvent, 'litellmId' | 'litellmCallId' | 'matchWindowMs' | 'timestamp'>, b: Pick<UsageEvent, 'litellmId' | 'litellmCallId' | 'matchWindowMs' | 'timestamp'>): boolean {
+  if (a.litellmId === undefined || a.litellmId !== b.litellmId) return false
+  if (a.litellmCallId !== undefined && b.litellmCallId !== undefined && a.litellmCallId !== b.litellmCallId) return false
+  const window = a.matchWindowMs ?? b.matchWindowMs
+  return window === undefined || Math.abs(a.timestamp.getTime() - b.timestamp.getTime()) <= window
+}
+
+/**
+ * Stores events with one multi-row INSERT (a single statement: one commit for all of them) and says, per event,
+ * whether it was new, a harmless resend (same request_id, same billing content; or the same LiteLLM call as a
+ * stored event) or a conflicting reuse. Input arrays go through unnest, so the statement text is the same
+ * whatever the row count.
+ *
+ * Events carrying a LiteLLM call id are written in a transaction that first takes advisory locks on those ids
+ * and looks the ids up (one indexed query, whatever the planner's statistics say), so two formats delivering one
+ * call at the same moment still store it once. Writes without such ids skip all of that.
+ */
+export async function insertUsageEvents (db: Kysely<Database>, events: UsageEvent[]): Promise<WriteOutcome[]> {
+  // The same request_id (or the same LiteLLM call) twice in one write: store the first, judge the others
+  // against it.
+  const firstIndex = new Map<string, number>()
+  const unique: UsageEvent[] = []
+  const uniqueIndexOf: number[] = []
+  const sameCallAs: number[] = []
+  for (const [i, e] of events.entries()) {
+    const seen = firstIndex.get(e.requestId)
+    if (seen !== undefined) {
+      uniqueIndexOf[i] = -1 - seen
+      continue
+    }
+    const call = e.litellmId !== undefined ? unique.findIndex((u) => sameLiteLLMCall(u, e)) : -1
+    if (call >= 0) {
+      uniqueIndexOf[i] = -1 - call
+      sameCallAs[i] = call
+      continue
+    }
+    firstIndex.set(e.requestId, unique.length)
+    uniqueIndexOf[i] = unique.length
+    unique.push(e)
+  }
+
+  const calls = [...new Set(unique.flatMap((e) => e.litellmId !== undefined ? [e.litellmId] : []))].sort()
+  const outcomes: WriteOutcome[] = new Array(unique.length)
+  const stored: string[] = new Array(unique.length)
+  if (calls.length === 0) {
+    await insertUnique(db, unique, unique.map((_, i) => i), outcomes, stored)
+  } else {
+    await db.transaction().execute(async (trx) => {
+      // In a fixed order, so that two writes sharing calls never wait on each other crosswise.
+      await sql`SELECT pg_advisory_xact_lock(hashtextextended('litellm-call:' || c, 0))
+                  FROM unnest(${calls}::text[]) WITH ORDINALITY AS t(c, o) ORDER BY o`.execute(trx)
+      const known = await trx.selectFrom('litellm_usage_events').select(['id', 'request_id', 'fingerprint', 'litellm_id', 'litellm_call_id', 'timestamp'])
+        .where('litellm_id', '=', sql<string>`ANY(${calls}::text[])`).orderBy('id').execute()
+      const fresh: number[] = []
+      for (const [i, e] of unique.entries()) {
+        const match = e.litellmId === undefined
+          ? undefined
+          : known.find((k) => sameLiteLLMCall(e, { litellmId: k.litellm_id ?? undefined, litellmCallId: k.litellm_call_id ?? undefined, timestamp: k.timestamp }))
+        if (match === undefined) {
+          fresh.push(i)
+        } else if (match.request_id === e.requestId) {
+          stored[i] = match.fingerprint
+          outcomes[i] = { status: e.fingerprint === match.fingerprint ? 'duplicate' : 'conflict', id: match.id }
+        } else {
+          // The same call under another key (another format): stored once, whatever the representation.
+          outcomes[i] = { status: 'duplicate', id: match.id }
+          stored[i] = e.fingerprint
+        }
+      }
+      await insertUnique(trx, fresh.map((i) => unique[i]), fresh, outcomes, stored)
+    })
+  }
+
+  return events.map((e, i) => {
+    const u = uniqueIndexOf[i]
+    if (u >= 0) return outcomes[u]
+    const first = -1 - u
+    if (sameCallAs[i] !== undefined) return { status: 'duplicate', id: outcomes[first].id }
+    return { status: e.fingerprint === stored[first] ? 'duplicate' : 'conflict', id: outcomes[first].id }
+  })
+}
+
+/**
+ * The INSERT of events with distinct request_ids; fills outcomes[at[k]] and stored[at[k]] (the fingerprint of the
+ * row now stored) for each rows[k].
+ */
+async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: number[], outcomes: WriteOutcome[], stored: string[]): Promise<void> {
+  if (rows.length === 0) return
+  const col = <T>(pick: (e: UsageEvent) => T): T[] => rows.map(pick)
+  const { rows: results } = await sql<InsertResultRow>`
+    WITH input AS (
+      SELECT * FROM unnest(
+        ${col((e) => e.requestId)}::text[], ${col((e) => e.customerExternalId)}::text[], ${col((e) => e.model)}::text[],
+        ${col((e) => e.provider)}::text[], ${col((e) => e.eventType)}::text[], ${col((e) => e.tokensInput)}::bigint[],
+        ${col((e) => e.tokensOutput)}::bigint[], ${col((e) => e.totalTokens)}::bigint[], ${col((e) => e.costUsd)}::numeric[],
+        ${col((e) => e.apiKeyHash)}::text[], ${col((e) => e.timestamp.toISOString())}::timestamptz[], ${col((e) => e.source)}::text[],
+        ${col((e) => e.fingerprint)}::text[], ${col((e) => JSON.stringify(e.metadata))}::jsonb[],
+        ${col((e) => e.hold?.kind ?? 'pending')}::text[], ${col((e) => e.hold !== undefined ? JSON.stringify(e.hold) : null)}::jsonb[],
+        ${col((e) => e.litellmId ?? null)}::text[], ${col((e) => e.litellmCallId ?? null)}::text[]
+      ) WITH ORDINALITY AS t(request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
+                             total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata,
+                             status, last_error, litellm_id, litellm_call_id, ord)
+    ), inserted AS (
+      INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, event_type, tokens_input,
+                                        tokens_output, total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint,
+                                        metadata, status, last_error, litellm_id, litellm_call_id)
+      SELECT request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
+             total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata, status, last_error,
+             litellm_id, litellm_call_id
+        FROM input ORDER BY ord
+      ON CONFLICT (request_id) DO NOTHING
+      RETURNING id, request_id
+    )
+    SELECT input.ord::int AS ord, inserted.id, existing.id AS existing_id, existing.fingerprint AS existing_fingerprint
+      FROM input
+      LEFT JOIN inserted ON inserted.request_id = input.request_id
+      LEFT JOIN litellm_usage_events existing ON inserted.id IS NULL AND existing.request_id = input.request_id
+  `.execute(db)
+
+  const settle = (k: number, id: number, fingerprint: string): void => {
+    stored[at[k]] = fingerprint
+    outcomes[at[k]] = { status: rows[k].fingerprint === fingerprint ? 'duplicate' : 'conflict', id }
+  }
+  const unseen: number[] = []
+  for (const row of results) {
+    const k = row.ord - 1
+    if (row.id !== null) {
+      outcomes[at[k]] = { status: 'accepted', id: row.id }
+      stored[at[k]] = rows[k].fingerprint
+    } else if (row.existing_id !== null && row.existing_fingerprint !== null) {
+      settle(k, row.existing_id, row.existing_fingerprint)
+    } else {
+      unseen.push(k)
+    }
+  }
+  // Inserted by a transaction that committed after this statement's snapshot: look again.
+  if (unseen.length > 0) {
+    const existing = await db.selectFrom('litellm_usage_events').select(['id', 'request_id', 'fingerprint'])
+      .where('request_id', 'in', unseen.map((k) => rows[k].requestId)).execute()
+    const byRequestId = new Map(existing.map((r) => [r.request_id, r]))
+    for (const k of unseen) {
+      const row = byRequestId.get(rows[k].requestId)
+      if (row === undefined) throw new Error(`usage event ${rows[k].requestId} was neither inserted nor found`)
+      settle(k, row.id, row.fingerprint)
+    }
+  }
+}
+
+export interface StatusCountRow { source: string, status: UsageEventStatus, total: number, last_24h: number }
+
+export async function countByStatus (db: Kysely<Database>): Promise<StatusCountRow[]> {
+  const { rows } = await sql<StatusCountRow>`
+    SELECT source, status, count(*)::int AS total,
+           count(*) FILTER (WHERE received_at > now() - interval '24 hours')::int AS last_24h
+      FROM litellm_usage_events GROUP BY source, status`.execute(db)
+  return rows
+}
+
+/** Why events wait as unmapped, most frequent first. */
+export async function unmappedReasons (db: Kysely<Database>, limit = 10): Promise<Array<{ reason: string, events: number }>> {
+  const { rows } = await sql<{ reason: string, events: number }>`
+    SELECT coalesce(last_error->>'message', 'unknown') AS reason, count(*)::int AS events FROM litellm_usage_events
+     WHERE status = 'unmapped' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ${limit}`.execute(db)
+  return rows
+}
+
+/** Age of the oldest event not yet in Lago, in seconds; null when nothing waits. */
+export async function oldestUnsentAgeSeconds (db: Kysely<Database>): Promise<number | null> {
+  const { rows } = await sql<{ age: number | null }>`
+    SELECT extract(epoch FROM now() - received_at)::float8 AS age FROM litellm_usage_events
+     WHERE status IN ('pending', 'failed') ORDER BY id LIMIT 1`.execute(db)
+  return rows[0]?.age ?? null
+}
+
+export async function countUnsent (db: Kysely<Database>): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM litellm_usage_events WHERE status IN ('pending', 'failed')`.execute(db)
+  return rows[0].n
+}
+
+export async function receivedInLastMinute (db: Kysely<Database>): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM litellm_usage_events WHERE received_at > now() - interval '1 minute'`.execute(db)
+  return rows[0].n
+}
