@@ -1,0 +1,206 @@
+import { sql, type Kysely } from 'kysely'
+import type { Database, LagoEventBody, NewDeliveryAttempt } from '../../../db/database.js'
+import { NO_CUSTOMER } from '../usage-events/normalize.js'
+
+/** A usage event claimed by one forwarder worker; the claim token proves ownership when settling. */
+export interface ClaimedEvent {
+  id: number
+  requestId: string
+  customerExternalId: string
+  claimToken: number
+  attempts: number
+  /** Null until the event's Lago subscription is known; then frozen for every send. */
+  body: LagoEventBody | null
+}
+
+type Claim = Pick<ClaimedEvent, 'id' | 'claimToken'>
+
+interface ClaimedRow { id: number, request_id: string, customer_external_id: string, claim_token: number, attempts: number, lago_payload: LagoEventBody | null }
+
+const toClaimed = (r: ClaimedRow): ClaimedEvent => ({
+  id: r.id, requestId: r.request_id, customerExternalId: r.customer_external_id, claimToken: r.claim_token, attempts: r.attempts, body: r.lago_payload
+})
+
+/** `(e.id, e.claim_token) IN (...)`: only rows this worker still owns are settled (the table is aliased e). */
+const owned = (claims: Claim[]) =>
+  sql`(e.id, e.claim_token) IN (SELECT * FROM unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => c.claimToken)}::bigint[]))`
+
+/**
+ * Claims the oldest due events, skipping rows other workers hold (FOR UPDATE SKIP LOCKED) and events under a
+ * live lease, so replicas never claim the same event at once. An event whose customer has a known subscription
+ * gets its Lago body frozen in the same statement.
+ */
+export async function claimDueEvents (db: Kysely<Database>, opts: { worker: string, limit: number, leaseMs: number, metricCode: string }): Promise<ClaimedEvent[]> {
+  const { rows } = await sql<ClaimedRow>`
+    WITH due AS (
+      SELECT id, customer_external_id FROM litellm_usage_events
+       WHERE status IN ('pending', 'failed') AND next_attempt_at <= now()
+         AND (lease_expires_at IS NULL OR lease_expires_at < now())
+       ORDER BY id
+       LIMIT ${opts.limit}
+       FOR UPDATE SKIP LOCKED
+    )
+    UPDATE litellm_usage_events e
+       SET claim_token = e.claim_token + 1,
+           claimed_by = ${opts.worker},
+           lease_expires_at = now() + make_interval(secs => ${opts.leaseMs / 1000}),
+           external_subscription_id = coalesce(e.external_subscription_id, c.subscription_external_id),
+           lago_payload = coalesce(e.lago_payload,
+             CASE WHEN c.subscription_external_id IS NOT NULL THEN lago_event_body(e, c.subscription_external_id, ${opts.metricCode}) END)
+      FROM due LEFT JOIN customers c ON c.external_id = due.customer_external_id
+     WHERE e.id = due.id
+    RETURNING e.id, e.request_id, e.customer_external_id, e.claim_token, e.attempts, e.lago_payload`.execute(db)
+  return rows.map(toClaimed).sort((a, b) => a.id - b.id)
+}
+
+/** Freezes the Lago body of claimed events now that their subscription is known; returns them with it. */
+export async function freezeBodies (db: Kysely<Database>, claims: Claim[], subscriptionOf: Map<number, string>, metricCode: string): Promise<ClaimedEvent[]> {
+  if (claims.length === 0) return []
+  const { rows } = await sql<ClaimedRow>`
+    UPDATE litellm_usage_events e
+       SET external_subscription_id = coalesce(e.external_subscription_id, s.subscription),
+           lago_payload = coalesce(e.lago_payload, lago_event_body(e, coalesce(e.external_subscription_id, s.subscription), ${metricCode}))
+      FROM unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => subscriptionOf.get(c.id) ?? null)}::text[]) AS s(id, subscription)
+     WHERE e.id = s.id AND ${owned(claims)}
+    RETURNING e.id, e.request_id, e.customer_external_id, e.claim_token, e.attempts, e.lago_payload`.execute(db)
+  return rows.map(toClaimed).sort((a, b) => a.id - b.id)
+}
+
+/** Lago has these events. */
+export async function markForwarded (db: Kysely<Database>, claims: Claim[]): Promise<number> {
+  if (claims.length === 0) return 0
+  const { numAffectedRows } = await sql`
+    UPDATE litellm_usage_events e
+       SET status = 'forwarded', processed_at = now(), attempts = attempts + 1, last_error = NULL,
+           claimed_by = NULL, lease_expires_at = NULL
+     WHERE ${owned(claims)}`.execute(db)
+  return Number(numAffectedRows ?? 0)
+}
+
+/** Why an event is not in Lago: `rejected` means Lago refused it (it does not have it); `exhausted`, it may. */
+export interface DeliveryError {
+  /** rejected: Lago refused the event (it does not hold it); transient: a failed send that is retried;
+   * exhausted: MAX_ATTEMPTS transient failures (Lago may hold it); unmapped: no subscription yet. */
+  kind: 'rejected' | 'transient' | 'exhausted' | 'unmapped'
+  message: string
+  status?: number | null
+  lago?: unknown
+}
+
+/** Dead letters: kept with the reason, never dropped; POST /webhooks/retry brings them back. */
+export async function markDead (db: Kysely<Database>, items: Array<Claim & { error: DeliveryError }>): Promise<number> {
+  if (items.length === 0) return 0
+  const { numAffectedRows } = await sql`
+    UPDATE litellm_usage_events e
+       SET status = 'dead', attempts = e.attempts + 1, last_error = x.error,
+           claimed_by = NULL, lease_expires_at = NULL
+      FROM unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => JSON.stringify(i.error))}::jsonb[]) AS x(id, error)
+     WHERE e.id = x.id AND ${owned(items)}`.execute(db)
+  return Number(numAffectedRows ?? 0)
+}
+
+/**
+ * A send failed while Lago was otherwise healthy: the attempt counts. Retried after `delayMs`, or dead once
+ * `maxAttempts` sends have failed.
+ */
+export async function scheduleRetry (db: Kysely<Database>, items: Array<Claim & { delayMs: number }>, error: DeliveryError, maxAttempts: number): Promise<{ retried: number, dead: number }> {
+  if (items.length === 0) return { retried: 0, dead: 0 }
+  const { rows } = await sql<{ status: string }>`
+    UPDATE litellm_usage_events e
+       SET attempts = e.attempts + 1,
+           status = CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'dead' ELSE 'failed' END,
+           next_attempt_at = now() + make_interval(secs => x.delay_ms / 1000.0),
+           last_error = ${JSON.stringify(error)}::jsonb || jsonb_build_object('kind',
+             CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'exhausted' ELSE ${error.kind} END),
+           claimed_by = NULL, lease_expires_at = NULL
+      FROM unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.delayMs)}::float8[]) AS x(id, delay_ms)
+     WHERE e.id = x.id AND ${owned(items)}
+    RETURNING e.status`.execute(db)
+  const dead = rows.filter((r) => r.status === 'dead').length
+  return { retried: rows.length - dead, dead }
+}
+
+/** Gives events back without counting an attempt (Lago down, rate limited, credentials refused, shutdown). */
+export async function release (db: Kysely<Database>, claims: Claim[], delayMs = 0): Promise<number> {
+  if (claims.length === 0) return 0
+  const { numAffectedRows } = await sql`
+    UPDATE litellm_usage_events e
+       SET claimed_by = NULL, lease_expires_at = NULL, next_attempt_at = now() + make_interval(secs => ${delayMs / 1000})
+     WHERE ${owned(claims)}`.execute(db)
+  return Number(numAffectedRows ?? 0)
+}
+
+/** Every event a worker still holds (shutdown: another replica may take them at once). */
+export async function releaseAllClaimedBy (db: Kysely<Database>, worker: string): Promise<number> {
+  const { numAffectedRows } = await sql`
+    UPDATE litellm_usage_events SET claimed_by = NULL, lease_expires_at = NULL
+     WHERE claimed_by = ${worker} AND status IN ('pending', 'failed')`.execute(db)
+  return Number(numAffectedRows ?? 0)
+}
+
+/** No subscription to send to: the events wait as `unmapped`, with the reason, until their customer exists. */
+export async function markUnmapped (db: Kysely<Database>, claims: Claim[], reason: string): Promise<number> {
+  if (claims.length === 0) return 0
+  const { numAffectedRows } = await sql`
+    UPDATE litellm_usage_events e
+       SET status = 'unmapped', last_error = ${JSON.stringify({ kind: 'unmapped', message: reason })}::jsonb,
+           claimed_by = NULL, lease_expires_at = NULL
+     WHERE ${owned(claims)}`.execute(db)
+  return Number(numAffectedRows ?? 0)
+}
+
+/** Unmapped events of customers that now have a subscription go back to the queue. */
+export async function releaseMappedCustomers (db: Kysely<Database>, customerIds?: string[]): Promise<number> {
+  const { numAffectedRows } = await sql`
+    UPDATE litellm_usage_events e
+       SET status = 'pending', next_attempt_at = now(), last_error = NULL
+      FROM customers c
+     WHERE e.status = 'unmapped' AND c.external_id = e.customer_external_id AND c.subscription_external_id IS NOT NULL
+       AND e.customer_external_id <> ${NO_CUSTOMER}
+       ${customerIds !== undefined ? sql`AND e.customer_external_id = ANY(${customerIds}::text[])` : sql``}`.execute(db)
+  return Number(numAffectedRows ?? 0)
+}
+
+/**
+ * Customers with unmapped events (to look up in Lago, in case they were created there directly). Events that
+ * name no customer at all wait for a customer mapping instead: looking their placeholder up in Lago (or
+ * provisioning it) would be wrong.
+ */
+export async function unmappedCustomers (db: Kysely<Database>, limit: number): Promise<string[]> {
+  const { rows } = await sql<{ customer_external_id: string }>`
+    SELECT DISTINCT customer_external_id FROM litellm_usage_events
+     WHERE status = 'unmapped' AND customer_external_id <> ${NO_CUSTOMER} LIMIT ${limit}`.execute(db)
+  return rows.map((r) => r.customer_external_id)
+}
+
+export async function recordDeliveryAttempt (db: Kysely<Database>, attempt: NewDeliveryAttempt): Promise<void> {
+  await db.insertInto('webhook_delivery_logs').values(attempt).execute()
+}
+
+export interface RetryFilter {
+  requestIds?: string[]
+  customerId?: string
+  from?: Date
+  to?: Date
+  statuses: Array<'failed' | 'dead'>
+}
+
+/**
+ * Puts failed and dead events back to pending (delivered ones are never touched). An event Lago refused keeps
+ * nothing of its first body, so it is rebuilt (e.g. for a subscription fixed since); any other keeps its frozen
+ * body, because Lago may already hold it and only an identical resend is recognised as a duplicate.
+ */
+export async function retryEvents (db: Kysely<Database>, filter: RetryFilter): Promise<number> {
+  const { numAffectedRows } = await sql`
+    UPDATE litellm_usage_events
+       SET status = 'pending', attempts = 0, next_attempt_at = now(),
+           lago_payload = CASE WHEN last_error->>'kind' = 'rejected' THEN NULL ELSE lago_payload END,
+           external_subscription_id = CASE WHEN last_error->>'kind' = 'rejected' THEN NULL ELSE external_subscription_id END,
+           last_error = NULL
+     WHERE status = ANY(${filter.statuses}::text[])
+       ${filter.requestIds !== undefined ? sql`AND request_id = ANY(${filter.requestIds}::text[])` : sql``}
+       ${filter.customerId !== undefined ? sql`AND customer_external_id = ${filter.customerId}` : sql``}
+       ${filter.from !== undefined ? sql`AND "timestamp" >= ${filter.from}` : sql``}
+       ${filter.to !== undefined ? sql`AND "timestamp" < ${filter.to}` : sql``}`.execute(db)
+  return Number(numAffectedRows ?? 0)
+}
