@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto'
+import type { UsageEventSource } from '../../../db/database.js'
+import { NO_CUSTOMER, sanitizeMetadata, type UsageEvent } from '../usage-events/normalize.js'
+import type { CallIdentity, CustomerResolution } from './identities.js'
+
+/**
+ * One LiteLLM call read from any of LiteLLM's output formats, before its customer is resolved: the usage event's
+ * fields that the payload itself gives. requestId is the strongest key the format carries; litellmId is LiteLLM's
+ * id of the call as its spend logs know it (see litellmCallKey).
+ */
+export interface LiteLLMCall extends Pick<UsageEvent, 'requestId' | 'litellmId' | 'litellmCallId' | 'matchWindowMs' | 'model' |
+'provider' | 'tokensInput' | 'tokensOutput' | 'totalTokens' | 'costUsd' | 'apiKeyHash' | 'timestamp'> {
+  identity: CallIdentity
+  /** Set for a failed call: it is stored and never billed. */
+  failure?: string
+  /** Billing-relevant attributes worth keeping (never prompt or completion text). */
+  attributes: Record<string, unknown>
+  /** What was odd about the payload and how it was read (e.g. a null cost stored as 0). */
+  notes: string[]
+}
+
+/** A payload read into a call, or why it cannot be. */
+export type ReadResult = { call: LiteLLMCall } | { rejected: string }
+
+const METADATA_MAX_BYTES = 4096
+
+/**
+ * The metadata stored with a call. Identities, ids and notes always survive, since a later customer mapping
+ * needs them; the other attributes go through sanitizeMetadata (no content-like keys, capped) and are dropped
+ * first when everything would not fit.
+ */
+export function callMetadata (call: LiteLLMCall, resolution: CustomerResolution): Record<string, unknown> {
+  const core: Record<string, unknown> = {
+    ...('identities' in call.identity ? { identities: call.identity.identities } : { subject: call.identity.subject ?? null }),
+    customer_from: 'customer' in resolution ? resolution.via : null,
+    ...(call.litellmCallId !== undefined ? { litellm_call_id: call.litellmCallId } : {}),
+    ...(call.notes.length > 0 ? { notes: call.notes } : {})
+  }
+  const all = { ...sanitizeMetadata(call.attributes), ...core }
+  return Buffer.byteLength(JSON.stringify(all)) <= METADATA_MAX_BYTES ? all : { ...core, attributes_dropped: 'too large' }
+}
+
+/**
+ * The billing content of a call: what two deliveries of the same call agree on whatever the format (customer,
+ * tokens, cost). Model names and times differ in form between LiteLLM's formats, so they are not part of it.
+ */
+export function callFingerprint (customer: string, call: Pick<LiteLLMCall, 'tokensInput' | 'tokensOutput' | 'totalTokens' | 'costUsd'>): string {
+  return createHash('sha256').update(JSON.stringify([customer, call.tokensInput, call.tokensOutput, call.totalTokens, call.costUsd])).digest('hex')
+}
+
+/** The usage event stored for a call: pending, or held as not_billable (failed) or unmapped (no customer yet). */
+export function toUsageEvent (call: LiteLLMCall, source: UsageEventSource, resolution: CustomerResolution): UsageEvent {
+  const customer = 'customer' in resolution ? resolution.customer : NO_CUSTOMER
+  const hold = call.failure !== undefined
+    ? { kind: 'not_billable' as const, message: call.failure }
+    : 'unmapped' in resolution ? { kind: 'unmapped' as const, message: resolution.unmapped } : undefined
+  return {
+    requestId: call.requestId,
+    customerExternalId: customer,
+    model: call.model,
+    provider: call.provider,
+    eventType: 'usage',
+    tokensInput: call.tokensInput,
+    tokensOutput: call.tokensOutput,
+    totalTokens: call.totalTokens,
+    costUsd: call.costUsd,
+    apiKeyHash: call.apiKeyHash,
+    timestamp: call.timestamp,
+    source,
+    fingerprint: callFingerprint(customer, call),
+    metadata: callMetadata(call, resolution),
+    ...(hold !== undefined ? { hold } : {}),
+    ...(call.litellmId !== undefined ? { litellmId: call.litellmId } : {}),
+    ...(call.litellmCallId !== undefined ? { litellmCallId: call.litellmCallId } : {}),
+    ...(call.matchWindowMs !== undefined ? { matchWindowMs: call.matchWindowMs } : {})
+  }
+}

@@ -1,0 +1,35 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { AlertParams, AlertResponse } from '../../../../../schemas/litellm.js'
+import { errorResponses } from '../../../../../schemas/errors.js'
+import { sha256 } from '../../../../../plugins/app/webhook-auth.js'
+
+const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
+  const secret = fastify.config.LITELLM_ALERTS_SECRET
+  const expected = secret !== undefined ? sha256(secret) : undefined
+
+  fastify.post('/', {
+    // LiteLLM's alerting webhook sends no credentials: the secret is the path.
+    config: { skipWebhookAuth: true, rateLimitGroup: 'ingestion' },
+    schema: {
+      tags: ['ingestion'],
+      operationId: 'receiveLiteLLMAlert',
+      summary: 'LiteLLM\'s alerting webhook (general_settings.alerting: ["webhook"]): spend_tracked events into the spend ledger',
+      description: 'WEBHOOK_URL=https://<this service>/webhooks/litellm/alerts/<LITELLM_ALERTS_SECRET>. Answers exactly 200 ' +
+        '(the only status LiteLLM counts as delivered). spend_tracked events (one customer call\'s cost) are recorded in a ' +
+        'per-customer cost ledger, never billed; budget and key events are acknowledged. 404 when the secret is wrong or unset.',
+      params: AlertParams,
+      body: Type.Unknown(),
+      response: { 200: AlertResponse, ...errorResponses(400, 404, 413, 415, 503) }
+    }
+  }, async (request, reply) => {
+    const given = sha256(request.params.secret)
+    if (expected === undefined || !timingSafeEqual(given, expected)) {
+      return reply.code(404).send({ statusCode: 404, error: 'Not Found', code: 'not_found', message: 'No route POST /webhooks/litellm/alerts/[redacted]' })
+    }
+    return reply.code(200).send(await fastify.litellm.recordAlert(request.body, request.rawBody ?? ''))
+  })
+}
+
+export default plugin

@@ -1,0 +1,58 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { GenericBody, GenericResponse } from '../../../../schemas/litellm.js'
+import { ErrorResponse, errorResponses } from '../../../../schemas/errors.js'
+import { Type } from '@sinclair/typebox'
+import { WEBHOOK_AUTH } from '../../../../schemas/common.js'
+import { jsonOrNdjsonParser } from '../../../../plugins/app/litellm/json-text.js'
+import { ingestStandardPayloads } from '../../../../plugins/app/litellm/generic-api.js'
+
+const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
+  const maxPayloads = fastify.config.GENERIC_MAX_PAYLOADS
+
+  // This route only: LiteLLM's ndjson log_format is sent as application/json too.
+  const parse = jsonOrNdjsonParser(fastify.getDefaultJsonParser('error', 'error'))
+  fastify.removeContentTypeParser('application/json')
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    request.rawBody = body as string
+    parse(request, body as string, done)
+  })
+
+  fastify.post('/', {
+    bodyLimit: fastify.config.GENERIC_BODY_LIMIT_BYTES,
+    config: { rateLimitGroup: 'ingestion' },
+    schema: {
+      security: WEBHOOK_AUTH,
+      tags: ['ingestion'],
+      operationId: 'ingestLiteLLMGenericApi',
+      summary: 'LiteLLM\'s generic_api logger: StandardLoggingPayload batches',
+      description: `Takes what LiteLLM's generic_api callback posts: a JSON array of StandardLoggingPayload (up to ${maxPayloads}; ` +
+        'null elements are skipped), NDJSON lines, or one object. Each call is stored once, keyed by litellm_call_id ' +
+        '(else id): resends, double-fired callbacks and the same call pulled from spend logs are duplicates. Failed ' +
+        'calls are stored as not_billable; calls with no customer wait as unmapped. Messages, responses and any other ' +
+        'prompt or completion text are never stored. 202 when something new was stored, 200 when everything was ' +
+        'already known, 400 when no item is a LiteLLM payload.',
+      body: GenericBody(maxPayloads),
+      response: {
+        200: GenericResponse,
+        202: GenericResponse,
+        400: Type.Union([Type.Composite([ErrorResponse, GenericResponse]), ErrorResponse]),
+        ...errorResponses(401, 413, 415, 503)
+      }
+    }
+  }, async (request, reply) => {
+    const items = Array.isArray(request.body) ? request.body : [request.body]
+    const result = await ingestStandardPayloads(items, fastify.litellm.store, new Date())
+    if (result.rejected > 0) fastify.usageEvents.rejected('generic_api', result.rejected)
+    if (result.accepted > 0) return reply.code(202).send(result)
+    if (result.duplicate > 0 || result.conflict > 0 || result.rejected === 0) return reply.code(200).send(result)
+    return reply.code(400).send({
+      statusCode: 400,
+      error: 'Bad Request',
+      code: 'no_valid_events',
+      message: `None of the ${items.length} items is a LiteLLM StandardLoggingPayload: ${result.problems[0]?.message ?? ''}`,
+      ...result
+    })
+  })
+}
+
+export default plugin
