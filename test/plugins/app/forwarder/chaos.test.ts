@@ -1,0 +1,86 @@
+import t from 'tap'
+import { sqlClient, uid } from '../../../helpers/app.js'
+import { buildForwarding, ingest, until } from '../../../helpers/forwarding.js'
+import { Decimal } from '../../../../plugins/app/lago/decimal.js'
+
+// The issue's acceptance run: 10,000 events while Lago fails at random (500s, 503s, 429s, dropped
+// connections, replies lost after the batch was stored, stalls past the client's timeout) and is down for
+// 30 seconds in the middle. Every event must end in Lago exactly once, with no dead letters, and every
+// customer's tokens and cost must add up to the last decimal.
+t.test('10,000 events through random Lago failures and a 30-second outage: each exactly once, exact totals', async (t) => {
+  const { app, sim } = await buildForwarding(t, {
+    LAGO_PLAN_CHARGE_MODEL: 'dynamic',
+    LAGO_TIMEOUT_MS: '500',
+    FORWARDER_LEASE_MS: '10000',
+    LAGO_PROBE_MAX_INTERVAL_MS: '1000'
+  })
+  const db = await sqlClient(t)
+  sim.faults.chaos({
+    seed: 20261124,
+    route: 'POST /api/v1/events/batch',
+    probabilities: { status500: 0.06, status502: 0.02, status503: 0.03, rateLimit: 0.03, drop: 0.04, storeThenDrop: 0.05, storeThenStall: 0.03, delay: 0.04 },
+    stallMs: 800,
+    delayMs: 100,
+    retryAfterSeconds: 1
+  })
+
+  const run = uid('chaos')
+  const customers = Array.from({ length: 20 }, (_, i) => `${run}-customer-${i}`)
+  const now = Math.floor(Date.now() / 1000)
+  let seed = 7
+  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  const events = Array.from({ length: 10_000 }, (_, i) => {
+    const input = Math.floor(random() * 5000)
+    const output = Math.floor(random() * 2000)
+    // Costs with up to 9 decimals, some as JSON numbers and some as strings.
+    const micro = Math.floor(random() * 1e9)
+    const cost = `${Math.floor(micro / 1e9)}.${String(micro % 1e9).padStart(9, '0')}`
+    return {
+      request_id: `${run}-${i}`,
+      customer_id: customers[i % customers.length],
+      model: i % 3 === 0 ? 'claude-3' : 'gpt-4o',
+      provider: i % 3 === 0 ? 'anthropic' : 'openai',
+      tokens_input: input,
+      tokens_output: output,
+      cost_usd: i % 2 === 0 ? cost : Number(cost),
+      timestamp: now - 60 + (i % 50)
+    }
+  })
+
+  t.equal(await ingest(app, events.slice(0, 4000)), 4000)
+  await until(async () => (await db.query(`SELECT count(*)::int AS n FROM litellm_usage_events WHERE status = 'forwarded' AND request_id LIKE $1`, [`${run}-%`])).rows[0].n >= 1500, 'forwarding under way', 60_000)
+  sim.faults.outage(30_000, 'drop')
+  t.equal(await ingest(app, events.slice(4000)), 6000, 'ingestion keeps accepting during the outage')
+  await until(async () => (await app.inject('/health')).json().forwarder.status === 'lago_unavailable', 'the outage to pause forwarding', 10_000)
+  await until(async () => (await db.query(`SELECT count(*)::int AS n FROM litellm_usage_events WHERE status = 'forwarded' AND request_id LIKE $1`, [`${run}-%`])).rows[0].n === 10_000, 'all 10,000 forwarded', 150_000)
+
+  const statuses = (await db.query(`SELECT status, count(*)::int AS n FROM litellm_usage_events WHERE request_id LIKE $1 GROUP BY status`, [`${run}-%`])).rows
+  t.same(statuses, [{ status: 'forwarded', n: 10_000 }], '0 dead letters, nothing stuck')
+
+  const stored = sim.state.storedEvents().filter((e) => e.transaction_id.startsWith(`${run}-`))
+  const perId = new Map<string, number>()
+  for (const e of stored) perId.set(e.transaction_id, (perId.get(e.transaction_id) ?? 0) + 1)
+  t.equal(perId.size, 10_000, 'every event is in Lago')
+  t.equal(stored.length, 10_000, 'each exactly once')
+  t.same(sim.state.unbilledEvents(), [], 'and Lago bills every one')
+
+  const applied = sim.faults.applied
+  t.ok((applied.chaos_store_then_drop ?? 0) > 0 && (applied.chaos_store_then_stall ?? 0) > 0 && (applied.chaos_status ?? 0) > 0 && (applied.chaos_rate_limit ?? 0) > 0 && (applied.chaos_drop ?? 0) > 0, `the faults happened: ${JSON.stringify(applied)}`)
+
+  // Per customer: tokens and cost ingested = what Lago holds = what aggregate_customer_usage says.
+  for (const customer of customers) {
+    const mine = events.filter((e) => e.customer_id === customer)
+    const tokens = mine.reduce((n, e) => n + e.tokens_input + e.tokens_output, 0)
+    const cost = Decimal.sum(mine.map((e) => Decimal.from(String(e.cost_usd))))
+    const inLago = stored.filter((e) => e.external_subscription_id === customer)
+    const lagoTokens = inLago.reduce((n, e) => n + Number((e.properties as Record<string, unknown>).total_tokens), 0)
+    const lagoCost = Decimal.sum(inLago.map((e) => Decimal.from((e.properties as Record<string, unknown>).cost_usd)))
+    const lagoCents = Decimal.sum(inLago.map((e) => Decimal.from(e.precise_total_amount_cents)))
+    const local = (await db.query(`SELECT sum(total_tokens)::bigint::text AS tokens, sum(total_cost_usd)::text AS cost FROM aggregate_customer_usage($1, now() - interval '1 day', now() + interval '1 day')`, [customer])).rows[0]
+    t.equal(lagoTokens, tokens, `${customer}: tokens in Lago`)
+    t.ok(lagoCost.eq(cost), `${customer}: cost in Lago ${lagoCost.toString()} = ${cost.toString()}`)
+    t.ok(lagoCents.eq(cost.shift(2)), `${customer}: precise cents add up to the cost`)
+    t.equal(Number(local.tokens), tokens)
+    t.ok(Decimal.from(local.cost).eq(cost), `${customer}: aggregate_customer_usage ${local.cost}`)
+  }
+})

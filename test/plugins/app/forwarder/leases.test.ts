@@ -1,0 +1,52 @@
+import t from 'tap'
+import { build, seedEvent, sqlClient, uid } from '../../../helpers/app.js'
+import { ingest } from '../../../helpers/forwarding.js'
+import { claimDueEvents, markDead, markForwarded, release, scheduleRetry } from '../../../../plugins/app/forwarder/repository.js'
+
+// The forwarder is off here (no LAGO_API_KEY): these tests drive the claim/settle functions directly.
+
+t.test('two workers claiming at once never get the same event', async (t) => {
+  const app = await build(t)
+  const customer = uid('split')
+  await ingest(app, Array.from({ length: 300 }, () => seedEvent({ customer_id: customer })))
+  const claims = await Promise.all(['a', 'b', 'c'].map(async (worker) => await claimDueEvents(app.db, { worker, limit: 100, leaseMs: 60_000, metricCode: 'ai_usage' })))
+  const ids = claims.flat().map((e) => e.id)
+  t.equal(new Set(ids).size, ids.length, 'disjoint claims')
+  t.ok(ids.length >= 200, `they share the work (${claims.map((c) => c.length).join('/')})`)
+  const again = await claimDueEvents(app.db, { worker: 'd', limit: 1000, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.equal(again.filter((e) => ids.includes(e.id)).length, 0, 'leased events are not claimed again while the lease lasts')
+})
+
+t.test('a worker whose lease expired cannot settle events claimed again by another', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const customer = uid('stale')
+  await ingest(app, Array.from({ length: 4 }, () => seedEvent({ customer_id: customer })))
+  await db.query(`UPDATE litellm_usage_events SET next_attempt_at = now() + interval '1 hour' WHERE customer_external_id <> $1 AND status IN ('pending', 'failed')`, [customer])
+  const stale = await claimDueEvents(app.db, { worker: 'stale', limit: 4, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.equal(stale.length, 4)
+  await db.query(`UPDATE litellm_usage_events SET lease_expires_at = now() - interval '1 second' WHERE customer_external_id = $1`, [customer])
+  const fresh = await claimDueEvents(app.db, { worker: 'fresh', limit: 4, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.same(fresh.map((e) => e.id), stale.map((e) => e.id), 'an expired lease is claimed again')
+  t.ok(fresh.every((e, i) => e.claimToken === stale[i].claimToken + 1), 'with a new claim token')
+
+  t.equal(await markForwarded(app.db, stale.slice(0, 1)), 0, 'stale: forwarded refused')
+  t.equal(await markDead(app.db, stale.slice(1, 2).map((e) => ({ ...e, error: { kind: 'rejected' as const, message: 'x' } }))), 0, 'stale: dead refused')
+  t.same(await scheduleRetry(app.db, stale.slice(2, 3).map((e) => ({ ...e, delayMs: 0 })), { kind: 'transient', message: 'x' }, 10), { retried: 0, dead: 0 }, 'stale: retry refused')
+  t.equal(await release(app.db, stale.slice(3)), 0, 'stale: release refused')
+  const { rows } = await db.query(`SELECT status, claimed_by, attempts FROM litellm_usage_events WHERE customer_external_id = $1`, [customer])
+  t.ok(rows.every((r) => r.status === 'pending' && r.claimed_by === 'fresh' && r.attempts === 0), 'untouched')
+  t.equal(await markForwarded(app.db, fresh), 4, 'the current owner settles')
+})
+
+t.test('release gives events back without spending an attempt', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const customer = uid('release')
+  await ingest(app, [seedEvent({ customer_id: customer })])
+  await db.query(`UPDATE litellm_usage_events SET next_attempt_at = now() + interval '1 hour' WHERE customer_external_id <> $1 AND status IN ('pending', 'failed')`, [customer])
+  const [event] = await claimDueEvents(app.db, { worker: 'w', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.equal(await release(app.db, [event], 60_000), 1)
+  const { rows } = await db.query(`SELECT attempts, claimed_by, next_attempt_at > now() + interval '50 seconds' AS later FROM litellm_usage_events WHERE id = $1`, [event.id])
+  t.same(rows, [{ attempts: 0, claimed_by: null, later: true }])
+})
