@@ -11,6 +11,11 @@ t.test('10,000 events through random Lago failures and a 30-second outage: each 
   const { app, sim } = await buildForwarding(t, {
     LAGO_PLAN_CHARGE_MODEL: 'dynamic',
     LAGO_TIMEOUT_MS: '500',
+    // The seeded fault sequence has bursts where most sends in a row fail, and the oldest due events ride in
+    // every one of them. The fast test backoff (200 ms cap) would spend all 10 attempts inside one burst on a
+    // loaded machine; a 4 s cap keeps the default MAX_ATTEMPTS meaningful while the test stays short.
+    RETRY_BASE_DELAY_MS: '200',
+    RETRY_MAX_DELAY_MS: '4000',
     FORWARDER_LEASE_MS: '10000',
     LAGO_PROBE_MAX_INTERVAL_MS: '1000'
   })
@@ -52,8 +57,23 @@ t.test('10,000 events through random Lago failures and a 30-second outage: each 
   sim.faults.outage(30_000, 'drop')
   t.equal(await ingest(app, events.slice(4000)), 6000, 'ingestion keeps accepting during the outage')
   await until(async () => (await app.inject('/health')).json().forwarder.status === 'lago_unavailable', 'the outage to pause forwarding', 10_000)
-  await until(async () => (await db.query(`SELECT count(*)::int AS n FROM litellm_usage_events WHERE status = 'forwarded' AND request_id LIKE $1`, [`${run}-%`])).rows[0].n === 10_000, 'all 10,000 forwarded', 150_000)
+  const statusesNow = async (): Promise<Array<{ status: string, n: number }>> => (await db.query(`SELECT status, count(*)::int AS n FROM litellm_usage_events WHERE request_id LIKE $1 GROUP BY status ORDER BY status`, [`${run}-%`])).rows
+  try {
+    await until(async () => {
+      const now = await statusesNow()
+      if (now.some((s) => s.status === 'dead')) throw new Error('an event was dead-lettered')
+      return now.length === 1 && now[0].status === 'forwarded' && now[0].n === 10_000
+    }, 'all 10,000 forwarded', 150_000)
+  } catch (err) {
+    // Say where things stand, so that a failure on a loaded machine can be told from a lost event.
+    const dead = (await db.query(`SELECT request_id, attempts, last_error FROM litellm_usage_events WHERE request_id LIKE $1 AND status = 'dead' LIMIT 3`, [`${run}-%`])).rows
+    const attempts = (await db.query(`SELECT event_type, http_status, left(error, 60) AS error, count(*)::int AS n FROM webhook_delivery_logs GROUP BY 1, 2, 3 ORDER BY n DESC`)).rows
+    t.fail(`${(err as Error).message}: ${JSON.stringify({ statuses: await statusesNow(), dead, forwarder: (await app.inject('/health')).json().forwarder, faults: sim.faults.applied, attempts })}`)
+    return
+  }
 
+  const { rows: [{ most }] } = await db.query(`SELECT max(attempts)::int AS most FROM litellm_usage_events WHERE request_id LIKE $1`, [`${run}-%`])
+  t.comment(`the most sends one event needed: ${most as number} (dead-lettered at 10)`)
   const statuses = (await db.query(`SELECT status, count(*)::int AS n FROM litellm_usage_events WHERE request_id LIKE $1 GROUP BY status`, [`${run}-%`])).rows
   t.same(statuses, [{ status: 'forwarded', n: 10_000 }], '0 dead letters, nothing stuck')
 
