@@ -216,7 +216,9 @@ export class Forwarder {
 
   async #send (events: ClaimedEvent[]): Promise<void> {
     let pending = events
-    while (pending.length > 0 && !this.#stopping) {
+    // Checked before every send, so that a pause (set by this worker or another) also stops the resends of a
+    // refused batch and the one-by-one sends of #isolate.
+    while (pending.length > 0 && !this.#stopping && this.#pause === null) {
       try {
         await this.#o.lago.createBatchEvents(pending.map((e) => e.body as LagoEventBody as EventInputObject), this.#observe('events.batch'))
         this.#settled('forwarded', await markForwarded(this.#o.db, pending))
@@ -250,7 +252,7 @@ export class Forwarder {
         return
       }
     }
-    if (pending.length > 0) this.#settled('released', await release(this.#o.db, pending))
+    if (pending.length > 0) this.#settled('released', await release(this.#o.db, pending, this.#pauseRemaining()))
   }
 
   /**

@@ -72,6 +72,28 @@ t.test('429 with Retry-After pauses all workers for that long', async (t) => {
   t.equal(attempts, 1, 'a 429 spends no attempt')
 })
 
+t.test('a pause stops the one-by-one sends of a refused batch: nothing more goes out until it ends', async (t) => {
+  const { app, sim } = await buildForwarding(t, { FORWARDER_CONCURRENCY: '1' })
+  const db = await sqlClient(t)
+  const customer = uid('isolating')
+  await ingest(app, [seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) })])
+  await until(async () => (await statusCounts(db, customer)).forwarded === 1, 'warm up')
+  // A 400 naming no event makes the forwarder send the batch's events one by one; the first of those meets a 429.
+  const route = 'POST /api/v1/events/batch'
+  sim.faults.failNext(1, 400, { route })
+  sim.faults.rateLimitNext(1, { retryAfterSeconds: 2 }, { route })
+  const events = Array.from({ length: 20 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) }))
+  await ingest(app, events)
+  await until(async () => (await app.inject('/health')).json().forwarder.status === 'rate_limited', 'the pause')
+  const batches = (): number => sim.requests.entries({ route: '/api/v1/events/batch' }).length
+  const atPause = batches()
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  t.equal(batches(), atPause, 'no send while paused, not even the rest of the one-by-one sends')
+  await until(async () => (await statusCounts(db, customer)).forwarded === 21, 'delivery after the pause')
+  t.same(await statusCounts(db, customer), { forwarded: 21 }, 'nothing dead')
+  t.ok([...storedFor(sim, events.map((e) => e.request_id)).values()].every((n) => n === 1), 'each once')
+})
+
 t.test('a batch that keeps failing while Lago is up is retried with backoff, then dead-lettered after MAX_ATTEMPTS', async (t) => {
   const { app, sim } = await buildForwarding(t, { MAX_ATTEMPTS: '3' })
   const db = await sqlClient(t)
