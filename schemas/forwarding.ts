@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 
 export const RetryRequest = Type.Object({
   request_ids: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 10_000, description: 'Only these events' })),
@@ -9,7 +9,6 @@ export const RetryRequest = Type.Object({
     minItems: 1, uniqueItems: true, default: ['failed', 'dead'], description: 'Which events to bring back (default both)'
   }))
 }, { additionalProperties: false, description: 'Without filters: every failed and dead event' })
-export type RetryRequestBody = Static<typeof RetryRequest>
 
 export const RetryResponse = Type.Object({
   retried: Type.Integer({ description: 'Events put back to pending' })

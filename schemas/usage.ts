@@ -19,7 +19,6 @@ const usageFields = {
 }
 
 export const UsageTotals = Type.Object(usageFields)
-export type UsageTotalsBody = Static<typeof UsageTotals>
 
 export const UsageGroup = Type.Object({
   key: Type.String({ description: 'The model, the provider, or the day (YYYY-MM-DD, UTC)' }),

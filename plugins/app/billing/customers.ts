@@ -3,7 +3,7 @@ import type { Database } from '../../../db/database.js'
 import type { LagoClient } from '../lago/client.js'
 import type { CustomerInput, CustomerObjectExtended, SubscriptionObject } from '../lago/types.js'
 import { orNotFound } from '../lago/http-errors.js'
-import { lockCustomer, subscriptionStart } from '../subscriptions/resolver.js'
+import { knownSubscription, lockCustomer, rememberSubscription, subscriptionStart } from '../subscriptions/resolver.js'
 import { CustomerNotFoundError, PlanNotFoundError } from '../../../schemas/errors.js'
 import type { CustomerBody, CustomerCreateBody, CustomerListBody, CustomerUpdateBody } from '../../../schemas/customers.js'
 import type { LagoReadCache } from './cache.js'
@@ -62,7 +62,7 @@ export class CustomerService {
   async get (id: string): Promise<CustomerBody> {
     return await this.#o.cache.item('customer', id, async () => {
       const [customer, subscriptions] = await Promise.all([this.#lagoCustomer(id), this.#liveSubscriptions(id)])
-      const known = await this.#knownSubscription(id)
+      const known = await knownSubscription(this.#o.db, id)
       const current = currentSubscription(subscriptions, known)
       return { ...toCustomerSummary(customer), subscription: current !== null ? toSubscription(current) : null }
     })
@@ -108,7 +108,7 @@ export class CustomerService {
       // A first subscription sets the customer's currency.
       customer = await this.#lagoCustomer(id)
     } else {
-      subscription = currentSubscription(await this.#liveSubscriptions(id), await this.#knownSubscription(id))
+      subscription = currentSubscription(await this.#liveSubscriptions(id), await knownSubscription(this.#o.db, id))
     }
     await this.#o.db.insertInto('customers')
       .values({ external_id: id, lago_id: customer.lago_id, name: customer.name ?? null, email: customer.email ?? null, provisioned_by: 'api' })
@@ -127,8 +127,7 @@ export class CustomerService {
   async #subscribe (id: string, planCode: string): Promise<SubscriptionObject> {
     return await this.#o.db.transaction().execute(async (trx) => {
       await lockCustomer(trx, id)
-      const known = await trx.selectFrom('customers').select('subscription_external_id').where('external_id', '=', id).executeTakeFirst()
-      const existing = known?.subscription_external_id ?? currentSubscription(await this.#liveSubscriptions(id), null)?.external_id ?? null
+      const existing = await knownSubscription(trx, id) ?? currentSubscription(await this.#liveSubscriptions(id), null)?.external_id ?? null
       // A first subscription starts early enough to bill the usage events that were waiting for it.
       const startsAt = existing === null ? await subscriptionStart(trx, id) : null
       const subscription = await orNotFound(this.#o.lago.createSubscription({
@@ -137,10 +136,7 @@ export class CustomerService {
         external_id: existing ?? id,
         ...(startsAt !== null ? { subscription_at: startsAt.toISOString() } : {})
       }), () => new PlanNotFoundError(planCode))
-      await trx.insertInto('customers')
-        .values({ external_id: id, subscription_external_id: subscription.external_id, plan_code: subscription.plan_code, provisioned_by: 'api' })
-        .onConflict((oc) => oc.column('external_id').doUpdateSet({ subscription_external_id: subscription.external_id, plan_code: subscription.plan_code, updated_at: new Date() }))
-        .execute()
+      await rememberSubscription(trx, id, subscription.external_id, subscription.plan_code, 'api')
       return subscription
     })
   }
@@ -152,10 +148,5 @@ export class CustomerService {
   async #liveSubscriptions (id: string): Promise<SubscriptionObject[]> {
     const { subscriptions } = await this.#o.lago.listSubscriptions({ external_customer_id: id, 'status[]': LIVE_STATUSES, per_page: 100 })
     return subscriptions
-  }
-
-  async #knownSubscription (id: string): Promise<string | null> {
-    const row = await this.#o.db.selectFrom('customers').select('subscription_external_id').where('external_id', '=', id).executeTakeFirst()
-    return row?.subscription_external_id ?? null
   }
 }

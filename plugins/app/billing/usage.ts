@@ -73,8 +73,8 @@ export class UsageService {
 
   /** What Lago's next invoice for the subscription says so far. */
   async current (customerId: string, subscriptionId?: string): Promise<CurrentUsageBody> {
-    const customer = await this.o.getCustomer(customerId)
-    const subscription = subscriptionId ?? (customer.subscription?.status === 'active' ? customer.subscription.external_id : undefined)
+    // With a subscription named, Lago's own answer says whether the customer exists: no lookup first.
+    const subscription = subscriptionId ?? await this.#activeSubscription(customerId)
     if (subscription === undefined) throw new NoActiveSubscriptionError(customerId)
     try {
       return toCurrentUsage(customerId, subscription, await this.o.lago.getCurrentUsage(customerId, subscription))
@@ -83,5 +83,10 @@ export class UsageService {
       if (err instanceof LagoApiError && err.status === 405) throw new NoActiveSubscriptionError(customerId)
       throw whenNotFound(err, () => new CustomerNotFoundError(customerId))
     }
+  }
+
+  async #activeSubscription (customerId: string): Promise<string | undefined> {
+    const customer = await this.o.getCustomer(customerId)
+    return customer.subscription?.status === 'active' ? customer.subscription.external_id : undefined
   }
 }

@@ -48,7 +48,7 @@ export interface ForwarderState {
   last_error: string | null
 }
 
-interface Pause { status: Exclude<ForwarderStatus, 'running' | 'stopped'>, until: number, failures: number, error: string }
+interface Pause { status: Exclude<ForwarderStatus, 'running' | 'stopped'>, until: number, failures: number }
 
 /**
  * Sends stored usage events to Lago, batch by batch, each event exactly once in effect:
@@ -187,7 +187,7 @@ export class Forwarder {
       this.#since = new Date()
     }
     this.#lastError = message
-    this.#pause = { status, until: Date.now() + delay, failures, error: message }
+    this.#pause = { status, until: Date.now() + delay, failures }
   }
 
   async #deliver (batch: ClaimedEvent[]): Promise<void> {
@@ -202,13 +202,13 @@ export class Forwarder {
         return
       }
       const subscriptionOf = new Map<number, string>()
-      const unmapped = new Map<string, ClaimedEvent[]>()
+      const unmapped: Array<ClaimedEvent & { reason: string }> = []
       for (const e of unresolved) {
         const r = resolved.get(e.customerExternalId)
         if (r !== undefined && 'subscription' in r) subscriptionOf.set(e.id, r.subscription)
-        else unmapped.set(r?.unmapped ?? 'no Lago subscription', [...(unmapped.get(r?.unmapped ?? 'no Lago subscription') ?? []), e])
+        else unmapped.push({ ...e, reason: r?.unmapped ?? 'no Lago subscription' })
       }
-      for (const [reason, events] of unmapped) await markUnmapped(this.#o.db, events, reason)
+      await markUnmapped(this.#o.db, unmapped)
       ready.push(...await freezeBodies(this.#o.db, unresolved.filter((e) => subscriptionOf.has(e.id)), subscriptionOf, this.#o.metricCode))
     }
     await this.#send(ready.sort((a, b) => a.id - b.id))

@@ -138,14 +138,15 @@ export async function releaseAllClaimedBy (db: Kysely<Database>, worker: string)
   return Number(numAffectedRows ?? 0)
 }
 
-/** No subscription to send to: the events wait as `unmapped`, with the reason, until their customer exists. */
-export async function markUnmapped (db: Kysely<Database>, claims: Claim[], reason: string): Promise<number> {
-  if (claims.length === 0) return 0
+/** No subscription to send to: the events wait as `unmapped`, each with its reason, until their customer exists. */
+export async function markUnmapped (db: Kysely<Database>, items: Array<Claim & { reason: string }>): Promise<number> {
+  if (items.length === 0) return 0
   const { numAffectedRows } = await sql`
     UPDATE litellm_usage_events e
-       SET status = 'unmapped', last_error = ${JSON.stringify({ kind: 'unmapped', message: reason })}::jsonb,
+       SET status = 'unmapped', last_error = jsonb_build_object('kind', 'unmapped', 'message', x.reason),
            claimed_by = NULL, lease_expires_at = NULL
-     WHERE ${owned(claims)}`.execute(db)
+      FROM unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.reason)}::text[]) AS x(id, reason)
+     WHERE e.id = x.id AND ${owned(items)}`.execute(db)
   return Number(numAffectedRows ?? 0)
 }
 

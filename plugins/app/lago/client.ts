@@ -381,7 +381,7 @@ export class LagoClient {
           parsed = text.slice(0, 2048)
         }
       }
-      if (status >= 400) throw this.apiError(spec, path, status, parsed, isJson, responseHeaders)
+      if (status >= 400) throw this.apiError(spec, path, status, parsed, isJson, responseHeaders, rateLimit)
       if (text === '' && spec.emptyBodyAllowed === true) {
         this.notify(spec, path, started, statusCode, rateLimit, undefined, options)
         return null as T
@@ -398,11 +398,10 @@ export class LagoClient {
     }
   }
 
-  private apiError (spec: RequestSpec, path: string, status: number, parsed: unknown, isJson: boolean, headers: Record<string, string | string[] | undefined>): LagoApiError {
+  private apiError (spec: RequestSpec, path: string, status: number, parsed: unknown, isJson: boolean, headers: Record<string, string | string[] | undefined>, rateLimit: RateLimitHeaders | null): LagoApiError {
     const body = isJson && typeof parsed === 'object' && parsed !== null ? parsed as Record<string, unknown> : {}
     const details = body.error_details
     let retryAfterMs = parseRetryAfter(headers['retry-after'], Date.now(), this.maxRetryAfterMs)
-    const rateLimit = parseRateLimit(headers)
     // Lago Cloud documents only x-ratelimit-reset for its 429: "back off until Reset reaches 0".
     if (retryAfterMs === null && status === 429 && rateLimit?.reset != null) retryAfterMs = Math.min(rateLimit.reset * 1000, this.maxRetryAfterMs)
     return new LagoApiError({

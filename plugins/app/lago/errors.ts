@@ -53,7 +53,6 @@ export class LagoApiError extends Error {
   }
 
   get isNotFound (): boolean { return this.status === 404 }
-  get isValidation (): boolean { return this.status === 422 }
 
   /** The field errors of a single-object 422: {"transaction_id": ["value_already_exist"]}; null otherwise. */
   fieldErrors (): LagoFieldErrors | null {

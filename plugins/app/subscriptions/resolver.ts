@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../../../db/database.js'
 import type { CallOptions } from '../lago/client.js'
-import { LagoApiError } from '../lago/errors.js'
+import { LagoApiError, classifyLagoError } from '../lago/errors.js'
 import type { CustomerInput, SubscriptionInput, SubscriptionListQuery } from '../lago/types.js'
 
 /** The part of the Lago client this needs. */
@@ -35,6 +35,20 @@ export async function subscriptionStart (db: Kysely<Database>, customerId: strin
     .where('customer_external_id', '=', customerId).executeTakeFirst()
   const firstAt = first?.first != null ? new Date(first.first).getTime() : now
   return new Date(Math.min(now, Math.max(firstAt, now - BACKDATE_LIMIT_MS)))
+}
+
+/** The subscription this service knows for a customer (from the customers table), if any. */
+export async function knownSubscription (db: Kysely<Database>, customerId: string): Promise<string | null> {
+  const row = await db.selectFrom('customers').select('subscription_external_id').where('external_id', '=', customerId).executeTakeFirst()
+  return row?.subscription_external_id ?? null
+}
+
+/** Records which subscription a customer's usage goes to, and who set it up (forwarder, lago or api). */
+export async function rememberSubscription (db: Kysely<Database>, customerId: string, subscription: string, planCode: string, by: string): Promise<void> {
+  await db.insertInto('customers')
+    .values({ external_id: customerId, subscription_external_id: subscription, plan_code: planCode, provisioned_by: by })
+    .onConflict((oc) => oc.column('external_id').doUpdateSet({ subscription_external_id: subscription, plan_code: planCode, updated_at: new Date() }))
+    .execute()
 }
 
 export interface SubscriptionResolverOptions {
@@ -92,13 +106,13 @@ export class SubscriptionResolver {
   async #lookUpOrProvision (customerId: string): Promise<Resolution> {
     return await this.#o.db.transaction().execute(async (trx) => {
       await lockCustomer(trx, customerId)
-      const row = await trx.selectFrom('customers').select('subscription_external_id').where('external_id', '=', customerId).executeTakeFirst()
-      if (row?.subscription_external_id != null) return { subscription: row.subscription_external_id }
+      const known = await knownSubscription(trx, customerId)
+      if (known !== null) return { subscription: known }
 
       const { subscriptions } = await this.#o.lago.listSubscriptions({ external_customer_id: customerId, 'status[]': ['active'] })
       const active = subscriptions.find((s) => s.status === undefined || s.status === 'active')
       if (active !== undefined) {
-        await this.#remember(trx, customerId, active.external_id, active.plan_code, 'lago')
+        await rememberSubscription(trx, customerId, active.external_id, active.plan_code, 'lago')
         return { subscription: active.external_id }
       }
       if (!this.#o.autoProvision) {
@@ -113,23 +127,16 @@ export class SubscriptionResolver {
           external_id: customerId,
           subscription_at: startsAt.toISOString()
         })
-        await this.#remember(trx, customerId, subscription.external_id, subscription.plan_code, 'forwarder')
+        await rememberSubscription(trx, customerId, subscription.external_id, subscription.plan_code, 'forwarder')
         this.#o.log.info({ customer: customerId, plan: subscription.plan_code }, 'created the Lago customer and subscription for a new customer')
         return { subscription: subscription.external_id }
       } catch (err) {
         // Lago answered but will not create it (plan missing, external_id taken...): wait as unmapped.
-        if (err instanceof LagoApiError && err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 403 && err.status !== 408 && err.status !== 425 && err.status !== 429) {
+        if (err instanceof LagoApiError && classifyLagoError(err) === 'permanent') {
           return { unmapped: `could not create a Lago subscription for "${customerId}" on plan ${this.#o.planCode}: ${err.message}` }
         }
         throw err
       }
     })
-  }
-
-  async #remember (db: Kysely<Database>, customerId: string, subscription: string, planCode: string, by: string): Promise<void> {
-    await db.insertInto('customers')
-      .values({ external_id: customerId, subscription_external_id: subscription, plan_code: planCode, provisioned_by: by })
-      .onConflict((oc) => oc.column('external_id').doUpdateSet({ subscription_external_id: subscription, plan_code: planCode, updated_at: new Date() }))
-      .execute()
   }
 }
