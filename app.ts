@@ -5,7 +5,7 @@ import autoload from '@fastify/autoload'
 import type { AnySchema } from 'ajv'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './schemas/config.js'
-import { EXPOSED_SERVER_ERRORS, type ErrorResponseBody } from './schemas/errors.js'
+import { EXPOSED_SERVER_ERRORS, errorBody } from './schemas/errors.js'
 import { databaseUnavailable } from './db/errors.js'
 import { isLagoError } from './plugins/app/lago/errors.js'
 import { lagoErrorAnswer } from './plugins/app/lago/http-errors.js'
@@ -33,18 +33,8 @@ const FASTIFY_ERROR_CODES: Record<string, string> = {
   FST_ERR_NOT_FOUND: 'not_found'
 }
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests',
-  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout'
-}
-
-function errorBody (statusCode: number, code: string, message: string, details?: ErrorResponseBody['details']): ErrorResponseBody {
-  return { statusCode, error: REASONS[statusCode] ?? (statusCode >= 500 ? 'Server Error' : 'Client Error'), code, message, ...(details ? { details } : {}) }
-}
-
 /** Secrets that travel in a URL path (LiteLLM's alert webhook sends no header, so its secret is in the path). */
-export const redactUrl = (url: string): string => url.replace(/(\/webhooks\/litellm\/alerts\/)[^/?#]+/, '$1[redacted]')
+const redactUrl = (url: string): string => url.replace(/(\/webhooks\/litellm\/alerts\/)[^/?#]+/, '$1[redacted]')
 
 /** One error shape for everything; 5xx details stay in the logs. */
 function errorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {

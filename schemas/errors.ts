@@ -14,6 +14,17 @@ export const ErrorResponse = Type.Object({
 }, { description: 'Error' })
 export type ErrorResponseBody = Static<typeof ErrorResponse>
 
+const REASONS: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
+  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests',
+  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout'
+}
+
+/** An ErrorResponse body: the reason phrase follows from the status code. */
+export function errorBody (statusCode: number, code: string, message: string, details?: ErrorResponseBody['details']): ErrorResponseBody {
+  return { statusCode, error: REASONS[statusCode] ?? (statusCode >= 500 ? 'Server Error' : 'Client Error'), code, message, ...(details ? { details } : {}) }
+}
+
 /** Response schemas for the error statuses a route can answer with. */
 export const errorResponses = <S extends number>(...statuses: S[]): Record<S, typeof ErrorResponse> =>
   Object.fromEntries(statuses.map((s) => [s, ErrorResponse])) as Record<S, typeof ErrorResponse>

@@ -1,9 +1,8 @@
-import { timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { listOf } from '../external/config.js'
 import { UnauthorizedError } from '../../schemas/errors.js'
-import { sha256 } from './webhook-auth.js'
+import { bearerToken, matchingDigest, sha256 } from './webhook-auth.js'
 
 /** Who a request authenticated as: never the key itself. */
 export interface ApiKeyIdentity {
@@ -34,10 +33,6 @@ declare module 'fastify' {
 
 const MESSAGE = 'Missing or invalid API key: send Authorization: Bearer <key>'
 
-function bearerToken (header: string | undefined): string {
-  return typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : ''
-}
-
 export default fp(async function auth (fastify) {
   const { config, apiKeys } = fastify
   const configured = [
@@ -45,6 +40,7 @@ export default fp(async function auth (fastify) {
     ...(config.LAGO_API_KEY !== undefined ? [{ digest: sha256(config.LAGO_API_KEY), name: 'lago_api_key' }] : [])
   ].map(({ digest, name }): { digest: Buffer, identity: ApiKeyIdentity } =>
     ({ digest, identity: { id: `config:${digest.subarray(0, 8).toString('hex')}`, name, source: 'config' } }))
+  const configuredDigests = configured.map((k) => k.digest)
   if (configured.length === 0) {
     fastify.log.info('API_KEYS and LAGO_API_KEY are both unset: the API and the admin webhooks accept only keys created with `npm run keys -- create <name>`')
   }
@@ -54,10 +50,8 @@ export default fp(async function auth (fastify) {
   fastify.decorate('authenticate', async (request: FastifyRequest) => {
     const token = bearerToken(request.headers.authorization)
     const digest = sha256(token)
-    let identity: ApiKeyIdentity | null = null
-    for (const key of configured) {
-      if (timingSafeEqual(digest, key.digest) && identity === null) identity = key.identity
-    }
+    const match = matchingDigest(digest, configuredDigests)
+    let identity: ApiKeyIdentity | null = match >= 0 ? configured[match].identity : null
     if (identity === null) {
       const stored = await apiKeys.findLive(digest)
       if (stored !== null) identity = { id: `stored:${stored.id}`, name: stored.name, source: 'stored' }

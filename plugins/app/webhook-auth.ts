@@ -13,21 +13,40 @@ declare module 'fastify' {
 
 export const sha256 = (value: string | Buffer): Buffer => createHash('sha256').update(value).digest()
 
+/** The token of an `Authorization: Bearer <token>` header; '' when there is none. */
+export function bearerToken (header: string | undefined): string {
+  return typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : ''
+}
+
+/**
+ * Index of the first of allowedDigests equal to digest, or -1. Compares with every one of them, without early
+ * exit, so the time taken does not tell which (or whether one) matched.
+ */
+export function matchingDigest (digest: Buffer, allowedDigests: Buffer[]): number {
+  let index = -1
+  for (const [i, allowed] of allowedDigests.entries()) {
+    if (timingSafeEqual(digest, allowed) && index < 0) index = i
+  }
+  return index
+}
+
 /** Constant-time membership: hashing first makes every comparison the same length. */
 export function tokenMatches (candidate: string, allowedDigests: Buffer[]): boolean {
-  const digest = sha256(candidate)
-  let found = false
-  for (const allowed of allowedDigests) found = timingSafeEqual(digest, allowed) || found
-  return found
+  return matchingDigest(sha256(candidate), allowedDigests) >= 0
+}
+
+/** The HMAC key of a Standard Webhooks secret: the base64 after "whsec_". */
+export function standardWebhookKey (secret: string): Buffer {
+  return Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64')
 }
 
 /**
  * Standard Webhooks (standardwebhooks.com): HMAC-SHA256 over `${id}.${timestamp}.${body}` with the base64 key
- * after "whsec_", sent as space-separated "v1,<base64>" signatures. Written on node:crypto rather than the
- * `standardwebhooks` package, whose pure-JS SHA-256 would cost throughput on every event.
+ * after "whsec_" (key: standardWebhookKey(secret)), sent as space-separated "v1,<base64>" signatures. Written on
+ * node:crypto rather than the `standardwebhooks` package, whose pure-JS SHA-256 would cost throughput on every event.
  */
 export function verifyStandardWebhook (
-  secret: string,
+  key: Buffer,
   headers: { id?: string, timestamp?: string, signature?: string },
   body: string,
   toleranceSeconds: number,
@@ -37,7 +56,6 @@ export function verifyStandardWebhook (
   if (id === undefined || timestamp === undefined || signature === undefined) return 'missing webhook-id, webhook-timestamp or webhook-signature header'
   if (!/^\d+$/.test(timestamp)) return 'webhook-timestamp is not Unix seconds'
   if (Math.abs(nowSeconds - Number(timestamp)) > toleranceSeconds) return 'webhook-timestamp is too old or in the future'
-  const key = Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64')
   const expected = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest()
   for (const part of signature.split(' ')) {
     const [version, value] = part.split(',', 2)
@@ -57,6 +75,8 @@ export default fp(async function webhookAuth (fastify) {
   const { config } = fastify
   const tokens = listOf(config.WEBHOOK_TOKENS).map((t) => sha256(t))
   const secret = config.WEBHOOK_SECRET
+  // Decoded once, not per request.
+  const key = secret !== undefined ? standardWebhookKey(secret) : undefined
   const open = tokens.length === 0 && secret === undefined
 
   if (open) {
@@ -69,13 +89,14 @@ export default fp(async function webhookAuth (fastify) {
 
   fastify.decorate('verifyWebhook', (request: FastifyRequest) => {
     if (open) return
-    const authorization = header(request, 'authorization')
-    if (tokens.length > 0 && authorization?.startsWith('Bearer ') === true && tokenMatches(authorization.slice(7).trim(), tokens)) return
-    if (secret !== undefined && header(request, 'webhook-signature') !== undefined) {
-      const problem = verifyStandardWebhook(secret, {
+    const token = bearerToken(header(request, 'authorization'))
+    if (tokens.length > 0 && token !== '' && tokenMatches(token, tokens)) return
+    const signature = header(request, 'webhook-signature')
+    if (key !== undefined && signature !== undefined) {
+      const problem = verifyStandardWebhook(key, {
         id: header(request, 'webhook-id'),
         timestamp: header(request, 'webhook-timestamp'),
-        signature: header(request, 'webhook-signature')
+        signature
       }, request.rawBody ?? '', config.WEBHOOK_SIGNATURE_TOLERANCE_SECONDS)
       if (problem === null) return
       throw new UnauthorizedError(`Invalid webhook signature: ${problem}`)

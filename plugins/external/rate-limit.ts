@@ -17,7 +17,7 @@ declare module 'fastify' {
 }
 
 /** Authenticated requests (request.apiKey set by the /api auth hook) count per key, the others per client IP. */
-export function rateLimitKey (request: FastifyRequest): string {
+function rateLimitKey (request: FastifyRequest): string {
   return request.apiKey !== undefined ? `key:${request.apiKey.id}` : `ip:${normalizeIP(request.ip)}`
 }
 

@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 
 /** Version of the HTTP API the document describes (not of the package). */
-export const API_VERSION = '1.0.0'
+const API_VERSION = '1.0.0'
 
 /**
  * The OpenAPI document, generated from the route schemas (dynamic mode): registered before the routes so that it

@@ -7,6 +7,8 @@ const NOT_RATE_LIMITED = { rateLimit: false } as const
 
 const uptime = (): number => Math.round(process.uptime())
 
+const allUp = (checks: Record<string, { status: string }>): boolean => Object.values(checks).every((c) => c.status === 'up')
+
 const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
     config: NOT_RATE_LIMITED,
@@ -20,7 +22,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     const checks = await fastify.health.check()
     const forwarder = fastify.forwarder.state()
     // Lago trouble degrades the service (events wait) but does not stop ingestion, so readiness ignores it.
-    const healthy = Object.values(checks).every((c) => c.status === 'up') &&
+    const healthy = allUp(checks) &&
       (forwarder.status === 'running' || forwarder.status === 'disabled')
     return {
       status: healthy ? 'ok' as const : 'degraded' as const,
@@ -52,7 +54,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (_request, reply) => {
     const checks = await fastify.health.check()
-    const ready = Object.values(checks).every((c) => c.status === 'up')
+    const ready = allUp(checks)
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks })
   })
 

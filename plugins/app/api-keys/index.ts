@@ -1,7 +1,15 @@
 import fp from 'fastify-plugin'
-import { createApiKey, findLiveApiKey, listApiKeys, revokeApiKey } from './repository.js'
+import type { Kysely } from 'kysely'
+import type { Database } from '../../../db/database.js'
+import { createApiKey, findLiveApiKey, type ApiKeyInfo } from './repository.js'
 
-export type ApiKeys = ReturnType<typeof createApiKeysRepository>
+/** What the service itself does with stored keys; `npm run keys` lists and revokes them through the repository. */
+export interface ApiKeys {
+  /** The live key with this SHA-256 digest, or null. */
+  findLive: (digest: Buffer) => Promise<{ id: number, name: string } | null>
+  /** Stores a new key under `name`; the key is returned this once. */
+  create: (name: string) => Promise<{ key: string, info: ApiKeyInfo }>
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -10,12 +18,10 @@ declare module 'fastify' {
   }
 }
 
-function createApiKeysRepository (db: Parameters<typeof findLiveApiKey>[0]) {
+function createApiKeysRepository (db: Kysely<Database>): ApiKeys {
   return {
-    findLive: async (digest: Buffer) => await findLiveApiKey(db, digest),
-    create: async (name: string) => await createApiKey(db, name),
-    list: async () => await listApiKeys(db),
-    revoke: async (idOrName: string) => await revokeApiKey(db, idOrName)
+    findLive: async (digest) => await findLiveApiKey(db, digest),
+    create: async (name) => await createApiKey(db, name)
   }
 }
 

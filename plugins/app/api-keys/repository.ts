@@ -4,7 +4,7 @@ import type { Database } from '../../../db/database.js'
 import { sha256 } from '../webhook-auth.js'
 
 /** Keys start with this, so that a leaked one is recognisable (secret scanners, logs). */
-export const API_KEY_PREFIX = 'lai_'
+const API_KEY_PREFIX = 'lai_'
 const SHOWN_PREFIX_LENGTH = API_KEY_PREFIX.length + 6
 
 export interface ApiKeyInfo {
@@ -17,7 +17,7 @@ export interface ApiKeyInfo {
 }
 
 /** A new key: 32 random bytes, base64url, behind a recognisable prefix. */
-export function generateApiKey (): string {
+function generateApiKey (): string {
   return API_KEY_PREFIX + randomBytes(32).toString('base64url')
 }
 

@@ -43,7 +43,16 @@ export default fp(async function usageEvents (fastify) {
     writer,
     async ingest (events) {
       const outcomes = await writer.submit(events)
-      for (const [i, o] of outcomes.entries()) metrics.usageEvents.inc({ source: events[i].source, outcome: o.status })
+      // One inc per (source, outcome), in the order the pairs first occur.
+      const tally = new Map<string, { source: string, outcome: WriteOutcome['status'], n: number }>()
+      for (const [i, o] of outcomes.entries()) {
+        const source = events[i].source
+        const key = `${source}\u0000${o.status}`
+        const entry = tally.get(key)
+        if (entry === undefined) tally.set(key, { source, outcome: o.status, n: 1 })
+        else entry.n++
+      }
+      for (const { source, outcome, n } of tally.values()) metrics.usageEvents.inc({ source, outcome }, n)
       return outcomes
     },
     rejected (source, count = 1) {

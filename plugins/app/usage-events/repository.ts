@@ -40,6 +40,8 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
   // against it.
   const firstIndex = new Map<string, number>()
   const unique: UsageEvent[] = []
+  // Indexes into unique (ascending) per litellmId: sameLiteLLMCall never matches across litellmIds.
+  const uniqueByCall = new Map<string, number[]>()
   const uniqueIndexOf: number[] = []
   const sameCallAs: number[] = []
   for (const [i, e] of events.entries()) {
@@ -48,7 +50,8 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
       uniqueIndexOf[i] = -1 - seen
       continue
     }
-    const call = e.litellmId !== undefined ? unique.findIndex((u) => sameLiteLLMCall(u, e)) : -1
+    const candidates = e.litellmId !== undefined ? uniqueByCall.get(e.litellmId) : undefined
+    const call = candidates?.find((u) => sameLiteLLMCall(unique[u], e)) ?? -1
     if (call >= 0) {
       uniqueIndexOf[i] = -1 - call
       sameCallAs[i] = call
@@ -56,10 +59,14 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
     }
     firstIndex.set(e.requestId, unique.length)
     uniqueIndexOf[i] = unique.length
+    if (e.litellmId !== undefined) {
+      if (candidates === undefined) uniqueByCall.set(e.litellmId, [unique.length])
+      else candidates.push(unique.length)
+    }
     unique.push(e)
   }
 
-  const calls = [...new Set(unique.flatMap((e) => e.litellmId !== undefined ? [e.litellmId] : []))].sort()
+  const calls = [...uniqueByCall.keys()].sort()
   const outcomes: WriteOutcome[] = new Array(unique.length)
   const stored: string[] = new Array(unique.length)
   if (calls.length === 0) {
@@ -71,11 +78,19 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
                   FROM unnest(${calls}::text[]) WITH ORDINALITY AS t(c, o) ORDER BY o`.execute(trx)
       const known = await trx.selectFrom('litellm_usage_events').select(['id', 'request_id', 'fingerprint', 'litellm_id', 'litellm_call_id', 'timestamp'])
         .where('litellm_id', '=', sql<string>`ANY(${calls}::text[])`).orderBy('id').execute()
+      // Grouped by litellm_id, each group in id order (rows without one can never match).
+      const knownByCall = new Map<string, typeof known>()
+      for (const k of known) {
+        if (k.litellm_id === null) continue
+        const group = knownByCall.get(k.litellm_id)
+        if (group === undefined) knownByCall.set(k.litellm_id, [k])
+        else group.push(k)
+      }
       const fresh: number[] = []
       for (const [i, e] of unique.entries()) {
         const match = e.litellmId === undefined
           ? undefined
-          : known.find((k) => sameLiteLLMCall(e, { litellmId: k.litellm_id ?? undefined, litellmCallId: k.litellm_call_id ?? undefined, timestamp: k.timestamp }))
+          : knownByCall.get(e.litellmId)?.find((k) => sameLiteLLMCall(e, { litellmId: k.litellm_id ?? undefined, litellmCallId: k.litellm_call_id ?? undefined, timestamp: k.timestamp }))
         if (match === undefined) {
           fresh.push(i)
         } else if (match.request_id === e.requestId) {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { RetryRequest, RetryResponse } from '../../../schemas/forwarding.js'
 import { errorResponses } from '../../../schemas/errors.js'
+import { BEARER_AUTH } from '../../../schemas/common.js'
 import { retryEvents } from '../../../plugins/app/forwarder/repository.js'
 
 const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -13,7 +14,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'retryUsageEvents',
       summary: 'Put failed and dead usage events back in the forwarding queue',
       description: 'Delivered events are never touched, so a retry can never bill twice. Filters combine (AND).',
-      security: [{ bearerAuth: [] }],
+      security: BEARER_AUTH,
       body: RetryRequest,
       response: { 200: RetryResponse, ...errorResponses(400, 401, 503) }
     }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { BatchBody, BatchResponse, LiteLLMUsageEvent, type BatchResponseBody, type LiteLLMUsageEventInput } from '../../../../schemas/usage-events.js'
-import { EmptyBatchError, ErrorResponse, errorResponses } from '../../../../schemas/errors.js'
+import { EmptyBatchError, ErrorResponse, errorBody, errorResponses } from '../../../../schemas/errors.js'
 import { compileBodyValidator, validationDetails } from '../../../../schemas/validation.js'
 import { WEBHOOK_AUTH } from '../../../../schemas/common.js'
 import { fromLiteLLMEvent, type UsageEvent } from '../../../../plugins/app/usage-events/normalize.js'
@@ -71,10 +71,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     if (result.accepted > 0) return reply.code(202).send(result)
     if (result.duplicate > 0) return reply.code(200).send(result)
     return reply.code(400).send({
-      statusCode: 400,
-      error: 'Bad Request',
-      code: 'no_valid_events',
-      message: `None of the ${items.length} events could be stored: ${result.rejected} rejected, ${result.conflict} conflicting`,
+      ...errorBody(400, 'no_valid_events', `None of the ${items.length} events could be stored: ${result.rejected} rejected, ${result.conflict} conflicting`),
       ...result
     })
   })

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { GenericBody, GenericResponse } from '../../../../schemas/litellm.js'
-import { ErrorResponse, errorResponses } from '../../../../schemas/errors.js'
+import { ErrorResponse, errorBody, errorResponses } from '../../../../schemas/errors.js'
 import { Type } from '@sinclair/typebox'
 import { WEBHOOK_AUTH } from '../../../../schemas/common.js'
 import { jsonOrNdjsonParser } from '../../../../plugins/app/litellm/json-text.js'
@@ -46,10 +46,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     if (result.accepted > 0) return reply.code(202).send(result)
     if (result.duplicate > 0 || result.conflict > 0 || result.rejected === 0) return reply.code(200).send(result)
     return reply.code(400).send({
-      statusCode: 400,
-      error: 'Bad Request',
-      code: 'no_valid_events',
-      message: `None of the ${items.length} items is a LiteLLM StandardLoggingPayload: ${result.problems[0]?.message ?? ''}`,
+      ...errorBody(400, 'no_valid_events', `None of the ${items.length} items is a LiteLLM StandardLoggingPayload: ${result.problems[0]?.message ?? ''}`),
       ...result
     })
   })

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { AlertParams, AlertResponse } from '../../../../../schemas/litellm.js'
-import { errorResponses } from '../../../../../schemas/errors.js'
+import { errorBody, errorResponses } from '../../../../../schemas/errors.js'
 import { sha256 } from '../../../../../plugins/app/webhook-auth.js'
 
 const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -26,7 +26,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const given = sha256(request.params.secret)
     if (expected === undefined || !timingSafeEqual(given, expected)) {
-      return reply.code(404).send({ statusCode: 404, error: 'Not Found', code: 'not_found', message: 'No route POST /webhooks/litellm/alerts/[redacted]' })
+      return reply.code(404).send(errorBody(404, 'not_found', 'No route POST /webhooks/litellm/alerts/[redacted]'))
     }
     return reply.code(200).send(await fastify.litellm.recordAlert(request.body, request.rawBody ?? ''))
   })
