@@ -55,7 +55,8 @@ export function tolerantJsonParser (parse: JsonBodyParser): JsonBodyParser {
 /**
  * One JSON document, else newline-delimited JSON (LiteLLM's generic_api `ndjson` format is sent as
  * application/json, with no trailing newline): the lines as an array. Blank lines are ignored. When neither
- * reading works, the error of the single-document parse is reported, as for any JSON body.
+ * reading works, the error of the single-document parse is reported, as for any JSON body. `parse` must answer
+ * synchronously, as Fastify's own JSON parser does.
  */
 export function jsonOrNdjsonParser (parse: JsonBodyParser): JsonBodyParser {
   const tolerant = tolerantJsonParser(parse)
@@ -64,16 +65,19 @@ export function jsonOrNdjsonParser (parse: JsonBodyParser): JsonBodyParser {
       if (err === null) return done(null, value)
       const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0)
       if (lines.length < 2) return done(err)
+      // A plain loop: Fastify's JSON parser answers synchronously, so stepping from line to line inside its
+      // callback would grow the stack by a few frames per line and overflow on a batch of a couple of thousand.
       const values: unknown[] = []
-      const next = (i: number): void => {
-        if (i === lines.length) return done(null, values)
-        tolerant(request, lines[i], (lineErr, line) => {
-          if (lineErr !== null) return done(err)
-          values.push(line)
-          next(i + 1)
+      for (const line of lines) {
+        let read = false
+        tolerant(request, line, (lineErr, value) => {
+          if (lineErr !== null) return
+          read = true
+          values.push(value)
         })
+        if (!read) return done(err)
       }
-      next(0)
+      done(null, values)
     })
   }
 }

@@ -45,6 +45,18 @@ t.test('NDJSON sent as application/json, a single object, and Python NaN costs',
   t.equal(stored[1].cost_usd, '0.000183')
 })
 
+t.test('an NDJSON body of GENERIC_MAX_PAYLOADS (2,048) lines is read whole and every payload stored', async (t) => {
+  const app = await build(t, env)
+  const db = await sqlClient(t)
+  const team = uid('team')
+  const ndjson = Array.from({ length: 2048 }, () => JSON.stringify(payload({ team }))).join('\n')
+  const res = await postGeneric(app, ndjson)
+  t.equal(res.statusCode, 202)
+  t.match(res.json(), { received: 2048, accepted: 2048, rejected: 0, duplicate: 0, problems: [] })
+  const { rows } = await db.query(`SELECT count(*)::int AS n FROM litellm_usage_events WHERE metadata->'identities'->>'team' = $1`, [team])
+  t.equal(rows[0].n, 2048)
+})
+
 t.test('double-fired callbacks and resent batches are one call; cache hits are their own calls', async (t) => {
   const app = await build(t, env)
   const db = await sqlClient(t)

@@ -28,3 +28,22 @@ t.test('NDJSON sent as application/json is read as a list of its lines', async (
   await t.rejects(run(parser, '{"id":"a"}\n{"id":'), { code: 'FST_ERR_CTP_INVALID_JSON_BODY' }, 'a broken line fails the body with the JSON error')
   await t.rejects(run(parser, 'not json'), { code: 'FST_ERR_CTP_INVALID_JSON_BODY' })
 })
+
+t.test('a long NDJSON body is read in one pass: answered once, with every line', async (t) => {
+  const parser = jsonOrNdjsonParser(strict)
+  for (const n of [2048, 20_000]) {
+    const text = Array.from({ length: n }, (_, i) => `{"id":"${i}","response_cost":${i === 7 ? 'NaN' : '0.1'}}`).join('\n')
+    const answers: Array<{ err: Error | null, value: unknown }> = []
+    parser({} as never, text, (err, value) => { answers.push({ err, value }) })
+    t.equal(answers.length, 1, `${n} lines: done is called exactly once`)
+    t.equal(answers[0].err, null)
+    const values = answers[0].value as Array<{ id: string, response_cost: unknown }>
+    t.equal(values.length, n)
+    t.same([values[0], values[7], values[n - 1]], [{ id: '0', response_cost: 0.1 }, { id: '7', response_cost: 'NaN' }, { id: String(n - 1), response_cost: 0.1 }])
+  }
+  const broken = Array.from({ length: 2048 }, (_, i) => i === 2000 ? '{"id":' : `{"id":"${i}"}`).join('\n')
+  const answers: Array<Error | null> = []
+  parser({} as never, broken, (err) => { answers.push(err) })
+  t.equal(answers.length, 1, 'a bad line late in a long body: done is called once')
+  t.match(answers[0], { code: 'FST_ERR_CTP_INVALID_JSON_BODY' })
+})
