@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { UsageEventSource } from '../../../db/database.js'
-import { NO_CUSTOMER, sanitizeMetadata, type UsageEvent } from '../usage-events/normalize.js'
+import { METADATA_MAX_BYTES, NO_CUSTOMER, sanitizeMetadata, type UsageEvent } from '../usage-events/normalize.js'
 import type { CallIdentity, CustomerResolution } from './identities.js'
 
 /**
@@ -21,8 +21,6 @@ export interface LiteLLMCall extends Pick<UsageEvent, 'requestId' | 'litellmId' 
 
 /** A payload read into a call, or why it cannot be. */
 export type ReadResult = { call: LiteLLMCall } | { rejected: string }
-
-const METADATA_MAX_BYTES = 4096
 
 /**
  * The metadata stored with a call. Identities, ids and notes always survive, since a later customer mapping

@@ -5,16 +5,6 @@ export type { IdentityKind }
 
 export const IDENTITY_KINDS: readonly IdentityKind[] = ['end_user', 'user', 'team', 'org', 'key_alias', 'key_hash']
 
-/** What each identity is in LiteLLM, for messages and docs. */
-export const IDENTITY_SOURCES: Record<IdentityKind, string> = {
-  end_user: 'the end user (the request\'s "user" field, or the customer id of the key)',
-  user: 'the internal user of the virtual key (user_api_key_user_id)',
-  team: 'the team of the virtual key (user_api_key_team_id)',
-  org: 'the organization of the virtual key (user_api_key_org_id)',
-  key_alias: 'the alias of the virtual key (user_api_key_alias)',
-  key_hash: 'the sha256 of the virtual key (user_api_key_hash)'
-}
-
 /** The LiteLLM identities a call carries. */
 export type Identities = Partial<Record<IdentityKind, string>>
 
@@ -28,6 +18,8 @@ export type CallIdentity = { identities: Identities } | { subject: string | unde
 export interface CustomerPolicy {
   /** Identity kinds tried in order (LITELLM_CUSTOMER_FIELDS). */
   fields: IdentityKind[]
+  /** The kinds a subject of unknown kind is looked up under: `fields`, then every other kind. */
+  subjectOrder: readonly IdentityKind[]
   /** Customer of calls no identity resolves (LITELLM_DEFAULT_CUSTOMER). */
   defaultCustomer?: string
   /** Only identities with an explicit mapping bill (LITELLM_MAPPED_CUSTOMERS_ONLY). */
@@ -35,8 +27,10 @@ export interface CustomerPolicy {
 }
 
 export function customerPolicy (config: { LITELLM_CUSTOMER_FIELDS: string, LITELLM_DEFAULT_CUSTOMER?: string, LITELLM_MAPPED_CUSTOMERS_ONLY: boolean }): CustomerPolicy {
+  const fields = [...new Set(listOf(config.LITELLM_CUSTOMER_FIELDS) as IdentityKind[])]
   return {
-    fields: [...new Set(listOf(config.LITELLM_CUSTOMER_FIELDS) as IdentityKind[])],
+    fields,
+    subjectOrder: [...fields, ...IDENTITY_KINDS.filter((k) => !fields.includes(k))],
     defaultCustomer: config.LITELLM_DEFAULT_CUSTOMER,
     mappedOnly: config.LITELLM_MAPPED_CUSTOMERS_ONLY
   }
@@ -59,7 +53,7 @@ export function resolveCustomer (identity: CallIdentity, policy: CustomerPolicy,
   if ('subject' in identity) {
     const subject = identity.subject
     if (subject !== undefined) {
-      for (const kind of [...policy.fields, ...IDENTITY_KINDS.filter((k) => !policy.fields.includes(k))]) {
+      for (const kind of policy.subjectOrder) {
         const mapped = lookup(kind, subject)
         if (mapped !== undefined) return { customer: mapped, via: `mapping:${kind}` }
       }

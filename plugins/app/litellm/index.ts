@@ -6,9 +6,9 @@ import type { WriteOutcome } from '../usage-events/repository.js'
 import { callFingerprint, toUsageEvent, type LiteLLMCall } from './calls.js'
 import { isObject, text } from './fields.js'
 import { readSpendAlert, recordSpendAlert } from './spend-alert.js'
-import { customerPolicy, resolveCustomer, type CallIdentity, type CustomerPolicy, type CustomerResolution, type Identities } from './identities.js'
+import { customerPolicy, resolveCustomer, type CallIdentity, type CustomerResolution, type Identities } from './identities.js'
 import {
-  assignCustomers, deleteMapping, listMappings, loadMappings, mappingsVersion, parkedCalls, upsertMapping,
+  assignCustomers, deleteMapping, getMapping, listMappings, loadMappings, mappingsVersion, parkedCalls, upsertMapping,
   type CustomerAssignment, type CustomerMappingRow, type MappingQuery
 } from './mapping-repository.js'
 
@@ -17,19 +17,16 @@ export type StoredCall = WriteOutcome & { held?: HoldReason['kind'] }
 export type StoreCalls = (calls: LiteLLMCall[], source: UsageEventSource) => Promise<StoredCall[]>
 
 export interface LiteLLMIngestion {
-  policy: CustomerPolicy
-  /** The Lago customer of a call under the current configuration and mappings. */
-  resolve: (identity: CallIdentity) => CustomerResolution
   /** Stores calls read from one of LiteLLM's formats, customers resolved now; one outcome per call, in order. */
   store: StoreCalls
   mappings: {
     list: (q: MappingQuery) => Promise<{ rows: CustomerMappingRow[], total: number }>
+    /** One mapping, without counting the table. */
+    get: (identity: IdentityKind, value: string) => Promise<CustomerMappingRow | undefined>
     /** Creates or replaces a mapping, then gives waiting calls of that identity their customer. */
     put: (identity: IdentityKind, value: string, customerId: string) => Promise<{ row: CustomerMappingRow, created: boolean, released: number }>
     remove: (identity: IdentityKind, value: string) => Promise<boolean>
   }
-  /** Gives stored calls that name no customer one where a mapping or the default now names it; returns how many were queued. */
-  resolveParked: () => Promise<number>
   /** Records a LiteLLM alerting webhook event: spend_tracked goes to the spend ledger, the others are only counted. */
   recordAlert: (body: unknown, rawBody: string) => Promise<{ status: 'recorded' | 'ignored', reason?: string }>
 }
@@ -65,9 +62,11 @@ export default fp(async function litellm (fastify) {
     return true
   }
   const lookup = (kind: IdentityKind, value: string): string | undefined => mappings.get(key(kind, value))
+  /** The Lago customer of a call under the current configuration and mappings. */
   const resolve = (identity: CallIdentity): CustomerResolution => resolveCustomer(identity, policy, lookup)
 
-  // One pass at a time: a second request while one runs waits for it and then runs again (it may see more).
+  // Gives stored calls that name no customer one where a mapping or the default now names it; returns how many
+  // were queued. One pass at a time: a second request while one runs waits for it and then runs again (it may see more).
   let parkedRun: Promise<number> = Promise.resolve(0)
   const resolveParked = async (): Promise<number> => {
     parkedRun = parkedRun.catch(() => 0).then(async () => {
@@ -107,8 +106,6 @@ export default fp(async function litellm (fastify) {
   await reload()
 
   fastify.decorate('litellm', {
-    policy,
-    resolve,
     async store (calls, source) {
       if (calls.length === 0) return []
       const events = calls.map((call) => toUsageEvent(call, source, resolve(call.identity)))
@@ -117,6 +114,7 @@ export default fp(async function litellm (fastify) {
     },
     mappings: {
       list: async (q) => await listMappings(db, q),
+      get: async (identity, value) => await getMapping(db, identity, value),
       async put (identity, value, customerId) {
         const { row, created } = await upsertMapping(db, identity, value, customerId)
         await reload()
@@ -128,7 +126,6 @@ export default fp(async function litellm (fastify) {
         return removed
       }
     },
-    resolveParked,
     async recordAlert (body, rawBody) {
       const read = readSpendAlert(body)
       const event = isObject(body) ? text(body.event, 64) ?? 'unknown' : 'unknown'

@@ -34,6 +34,11 @@ export async function listMappings (db: Kysely<Database>, q: MappingQuery): Prom
   return { rows, total: Number(count.n) }
 }
 
+/** One mapping, by its identity and value (unique), if there is one. */
+export async function getMapping (db: Kysely<Database>, identity: IdentityKind, value: string): Promise<CustomerMappingRow | undefined> {
+  return await db.selectFrom('customer_mappings').selectAll().where('identity', '=', identity).where('value', '=', value).executeTakeFirst()
+}
+
 /** Creates or replaces one mapping; says whether it existed. */
 export async function upsertMapping (db: Kysely<Database>, identity: IdentityKind, value: string, customerId: string): Promise<{ row: CustomerMappingRow, created: boolean }> {
   const { rows } = await sql<CustomerMappingRow & { created: boolean }>`

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../../../db/database.js'
-import { decimal, isObject, text } from './fields.js'
+import { exactCost, isObject, text } from './fields.js'
 
 /** A spend_tracked alert of LiteLLM's alerting webhook: one customer call's cost. */
 export interface SpendAlert {
@@ -23,11 +23,10 @@ export function readSpendAlert (body: unknown): { alert: SpendAlert } | { ignore
   if (!isObject(body)) return { ignored: 'not a LiteLLM webhook event' }
   const event = text(body.event, 64)
   if (event !== 'spend_tracked') return { ignored: event === undefined ? 'no event type' : `${event} is not a spend event` }
-  const spend = decimal(body.spend)
   return {
     alert: {
       customerId: text(body.customer_id) ?? null,
-      spendUsd: spend !== undefined && !spend.startsWith('-') ? spend : '0',
+      spendUsd: exactCost(body.spend, 'spend').cost,
       apiKeyHash: text(body.token) ?? null,
       keyAlias: text(body.key_alias) ?? null,
       userId: text(body.user_id) ?? null,

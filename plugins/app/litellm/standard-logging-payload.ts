@@ -103,9 +103,24 @@ function isLegacyV1 (item: Record<string, unknown>): boolean {
   return typeof item.cost === 'string' || typeof item.usage === 'string'
 }
 
+/** Matches `key` in a stringified Python dict or pydantic repr ("{'k': 'v'}", "k='v'", "k=12"). No g flag: reusable. */
+function pythonFieldPattern (key: string): RegExp {
+  return new RegExp(`['"]?\\b${key}['"]?\\s*[:=]\\s*(?:'([^']*)'|"([^"]*)"|(-?[\\d.]+(?:[eE][+-]?\\d+)?))`)
+}
+
+/** The fields read from v1's stringified usage and metadata. */
+const PYTHON_FIELDS = [
+  'prompt_tokens', 'completion_tokens', 'total_tokens', 'user_api_key_end_user_id', 'user_api_key_user_id',
+  'user_api_key_team_id', 'user_api_key_org_id', 'user_api_key_alias', 'user_api_key_hash'
+] as const
+type PythonFieldKey = typeof PYTHON_FIELDS[number]
+
+/** One pattern per field, compiled once rather than per field per payload. */
+const PYTHON_FIELD_PATTERNS = new Map<string, RegExp>(PYTHON_FIELDS.map((key) => [key, pythonFieldPattern(key)]))
+
 /** The value of `key` in a stringified Python dict or pydantic repr ("{'k': 'v'}", "k='v'", "k=12"). */
-function pythonField (repr: string, key: string): string | undefined {
-  const m = new RegExp(`['"]?\\b${key}['"]?\\s*[:=]\\s*(?:'([^']*)'|"([^"]*)"|(-?[\\d.]+(?:[eE][+-]?\\d+)?))`).exec(repr)
+function pythonField (repr: string, key: PythonFieldKey): string | undefined {
+  const m = (PYTHON_FIELD_PATTERNS.get(key) ?? pythonFieldPattern(key)).exec(repr)
   return m === null ? undefined : m[1] ?? m[2] ?? m[3]
 }
 

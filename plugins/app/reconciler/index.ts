@@ -38,7 +38,7 @@ export default fp(async function reconciler (fastify) {
     ? new Reconciler({
       db,
       source: client,
-      store: async (c, source) => await fastify.litellm.store(c, source),
+      store: fastify.litellm.store, // a plain closure (no `this`), as the webhook routes pass it too
       log: log.child({ component: 'reconciler' }),
       lagMs: config.LITELLM_RECONCILE_LAG_MS,
       lookbackMs: config.LITELLM_RECONCILE_LOOKBACK_MS,

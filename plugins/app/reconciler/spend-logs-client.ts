@@ -1,4 +1,5 @@
 import { Pool } from 'undici'
+import { isoTime } from '../litellm/fields.js'
 import { quoteNonFiniteNumbers } from '../litellm/json-text.js'
 
 export class LiteLLMApiError extends Error {
@@ -74,8 +75,9 @@ export class SpendLogsClient {
       if (body.length > 0 && typeof body[0] === 'object' && body[0] !== null && !('request_id' in body[0])) {
         throw new LiteLLMApiError(200, 'GET /spend/logs answered aggregated spend (this LiteLLM version ignores summarize=false): set LITELLM_SPEND_LOGS_API=ui')
       }
+      // isoTime, as readSpendLog reads it: zone-less times are UTC (Date.parse would read them as local time).
       const rows = body.filter((r) => {
-        const t = typeof r === 'object' && r !== null ? Date.parse(String((r as { startTime?: unknown }).startTime)) : NaN
+        const t = typeof r === 'object' && r !== null ? isoTime((r as { startTime?: unknown }).startTime)?.getTime() ?? NaN : NaN
         return t >= from && t < to
       })
       seen += rows.length

@@ -66,7 +66,7 @@ export function normalizeDecimal (text: string): string {
 
 // Keys that carry prompt or completion text in LiteLLM payloads: never stored.
 const CONTENT_KEYS = /^(messages?|prompts?|completions?|responses?|content|input|output|choices|text)$/i
-const METADATA_MAX_BYTES = 4096
+export const METADATA_MAX_BYTES = 4096
 
 /**
  * Keeps the extra billing attributes small and free of prompt/response text: content-like keys are dropped at

@@ -16,9 +16,9 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const { identity, value } = request.params
-    const { rows } = await fastify.litellm.mappings.list({ identity, value, limit: 1, offset: 0 })
-    if (rows.length === 0) throw new CustomerMappingNotFoundError(identity, value)
-    return mappingBody(rows[0])
+    const row = await fastify.litellm.mappings.get(identity, value)
+    if (row === undefined) throw new CustomerMappingNotFoundError(identity, value)
+    return mappingBody(row)
   })
 
   fastify.delete('/', {
