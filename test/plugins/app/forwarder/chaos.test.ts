@@ -11,9 +11,11 @@ t.test('10,000 events through random Lago failures and a 30-second outage: each 
   const { app, sim } = await buildForwarding(t, {
     LAGO_PLAN_CHARGE_MODEL: 'dynamic',
     LAGO_TIMEOUT_MS: '500',
-    // The seeded fault sequence has bursts where most sends in a row fail, and the oldest due events ride in
-    // every one of them. The fast test backoff (200 ms cap) would spend all 10 attempts inside one burst on a
-    // loaded machine; a 4 s cap keeps the default MAX_ATTEMPTS meaningful while the test stays short.
+    // About a quarter of the sends fail here, in bursts, far above any real Lago, and the oldest due events ride
+    // in every send of a burst: measured over full-suite runs, the unluckiest event needed 6 to 8 sends whatever
+    // the backoff, and the default 10 left too little margin on a loaded CI machine. This test is about
+    // exactly-once and no loss; dead-lettering after MAX_ATTEMPTS is tested in pauses.test.ts.
+    MAX_ATTEMPTS: '20',
     RETRY_BASE_DELAY_MS: '200',
     RETRY_MAX_DELAY_MS: '4000',
     FORWARDER_LEASE_MS: '10000',
@@ -73,7 +75,7 @@ t.test('10,000 events through random Lago failures and a 30-second outage: each 
   }
 
   const { rows: [{ most }] } = await db.query(`SELECT max(attempts)::int AS most FROM litellm_usage_events WHERE request_id LIKE $1`, [`${run}-%`])
-  t.comment(`the most sends one event needed: ${most as number} (dead-lettered at 10)`)
+  t.comment(`the most sends one event needed: ${most as number} (dead-lettered at 20)`)
   const statuses = (await db.query(`SELECT status, count(*)::int AS n FROM litellm_usage_events WHERE request_id LIKE $1 GROUP BY status`, [`${run}-%`])).rows
   t.same(statuses, [{ status: 'forwarded', n: 10_000 }], '0 dead letters, nothing stuck')
 
