@@ -3,14 +3,15 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import fp from 'fastify-plugin'
 import autoload from '@fastify/autoload'
 import type { AnySchema } from 'ajv'
+import fastJsonStringify, { type Schema as SerializerSchema } from 'fast-json-stringify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { Config } from './schemas/config.js'
-import { EXPOSED_SERVER_ERRORS, errorBody } from './schemas/errors.js'
-import { databaseUnavailable } from './db/errors.js'
+import type { Config, Tuning } from './schemas/config.js'
+import { EXPOSED_SERVER_ERRORS, errorBody, type ErrorResponseBody } from './schemas/errors.js'
+import { DATABASE_RETRY_AFTER_SECONDS, databaseUnavailable, databaseUnavailableMessage } from './db/errors.js'
 import { isLagoError } from './plugins/app/lago/errors.js'
 import { lagoErrorAnswer } from './plugins/app/lago/http-errors.js'
 import { bodyAjv, queryAjv, textAjv, validationDetails } from './schemas/validation.js'
-import { tolerantJsonParser } from './plugins/app/litellm/json-text.js'
+import { tolerantJsonParser } from './plugins/external/json-text.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -21,6 +22,8 @@ declare module 'fastify' {
 
 export interface AppOptions {
   config: Config
+  /** Internal timings to override (tests only: short polls and probes); schemas/config.ts TUNING otherwise. */
+  tuning?: Partial<Tuning>
 }
 
 const FASTIFY_ERROR_CODES: Record<string, string> = {
@@ -39,9 +42,10 @@ const redactUrl = (url: string): string => url.replace(/(\/webhooks\/litellm\/al
 /** One error shape for everything; 5xx details stay in the logs. */
 function errorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (databaseUnavailable(err)) {
-    request.log.warn({ err }, 'PostgreSQL unavailable')
-    return reply.code(503).send(errorBody(503, 'database_unavailable',
-      'PostgreSQL is unavailable, nothing was stored: retry later'))
+    // Logged once per outage and summed up meanwhile (plugins/external/db.ts), not once per request.
+    request.server.dbAvailability.refused(err)
+    reply.header('retry-after', DATABASE_RETRY_AFTER_SECONDS)
+    return reply.code(503).send(errorBody(503, 'database_unavailable', databaseUnavailableMessage(err)))
   }
   if (isLagoError(err)) {
     const answer = lagoErrorAnswer(err)
@@ -71,13 +75,28 @@ function errorHandler (err: FastifyError, request: FastifyRequest, reply: Fastif
     return reply.code(statusCode).send(errorBody(statusCode, 'internal_error', 'Something went wrong on our side; it has been logged'))
   }
   const code = FASTIFY_ERROR_CODES[err.code] ?? ownCode ?? 'bad_request'
-  return reply.code(statusCode).send(errorBody(statusCode, code, err.message))
+  // A 4xx may name its fields (invalid_text: plugins/external/input-guards.ts).
+  const details = (err as { details?: ErrorResponseBody['details'] }).details
+  return reply.code(statusCode).send(errorBody(statusCode, code, err.message, statusCode < 500 ? details : undefined))
+}
+
+// Response serializers compiled once per schema object and process, as the validators are (ajv caches by
+// schema object): every app built in one process (tests build dozens) reuses them instead of compiling again.
+const serializers = new WeakMap<object, (data: unknown) => string>()
+function serializerFor (schema: object): (data: unknown) => string {
+  let serialize = serializers.get(schema)
+  if (serialize === undefined) {
+    serialize = fastJsonStringify(schema as SerializerSchema) as (data: unknown) => string
+    serializers.set(schema, serialize)
+  }
+  return serialize
 }
 
 /** The service as a plugin: infrastructure, then the project's services, then the routes. */
 export default async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   const ajvFor = { body: bodyAjv, querystring: queryAjv } as Record<string, typeof textAjv | undefined>
   fastify.setValidatorCompiler(({ schema, httpPart }) => (ajvFor[httpPart ?? ''] ?? textAjv).compile(schema as AnySchema))
+  fastify.setSerializerCompiler(({ schema }) => serializerFor(schema as object))
 
   // JSON only, parsed safely (prototype-poisoning checks) while keeping the raw text for signatures. Python's
   // NaN/Infinity (LiteLLM can send them) are tolerated; CloudEvents (LiteLLM's OpenMeter callback) are JSON too.
@@ -114,13 +133,20 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
     options: opts,
     forceESM: true
   })
+  // URL = folder under routes/. The folder is the policy: its autohooks.ts says how its routes authenticate, limit
+  // and answer errors. /api/v1 (Lago's API, for LiteLLM) is its own tree so that it inherits nothing of /api's.
+  // A folder's autohooks.ts replaces its parent's (overwriteHooks) rather than adding to them.
+  const routes = { options: opts, autoHooks: true, cascadeHooks: true, overwriteHooks: true, routeParams: true, forceESM: true }
   await fastify.register(autoload, {
+    ...routes,
     dir: path.join(import.meta.dirname, 'routes'),
-    options: opts,
-    autoHooks: true,
-    cascadeHooks: true,
-    routeParams: true,
-    forceESM: true
+    // A route's static files (routes/dashboard/static) are served, not loaded; routes/api/v1 is loaded below.
+    ignorePattern: /(^|\/)static$|^api\/v1$/
+  })
+  await fastify.register(autoload, {
+    ...routes,
+    dir: path.join(import.meta.dirname, 'routes', 'api', 'v1'),
+    options: { ...opts, prefix: '/api/v1' }
   })
 }
 
@@ -163,9 +189,9 @@ export function serverOptions (config: Config): FastifyServerOptions {
 }
 
 /** Builds the whole service from a config object. */
-export async function buildApp (config: Config, overrides: FastifyServerOptions = {}): Promise<FastifyInstance> {
+export async function buildApp (config: Config, overrides: FastifyServerOptions = {}, tuning: Partial<Tuning> = {}): Promise<FastifyInstance> {
   const fastify = Fastify({ ...serverOptions(config), ...overrides }).withTypeProvider<TypeBoxTypeProvider>()
   // fp: the error handler, parsers and validator compiler must apply to the root instance.
-  await fastify.register(fp(app), { config })
+  await fastify.register(fp(app), { config, tuning })
   return fastify as unknown as FastifyInstance
 }

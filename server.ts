@@ -2,6 +2,10 @@ import { existsSync } from 'node:fs'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './plugins/external/config.js'
+import { StartupError } from './db/startup-errors.js'
+import { stopEmbeddedServers } from './db/embedded-postgres.js'
+import { openDatabase } from './db/connection.js'
+import pino from 'pino'
 
 // A local .env is a convenience for development; real deployments pass the environment.
 if (existsSync('.env')) process.loadEnvFile('.env')
@@ -15,7 +19,30 @@ try {
   process.exit(1)
 }
 
-const app = await buildApp(config)
+// A signal while starting (before closeWithGrace takes over): stop the embedded PostgreSQL rather than leave it
+// running detached (the next start would adopt it, but Ctrl-C should mean "everything stops").
+const abortStart = (): void => { stopEmbeddedServers().finally(() => process.exit(1)) }
+process.once('SIGTERM', abortStart)
+process.once('SIGINT', abortStart)
+let app
+try {
+  // The embedded PostgreSQL (DATABASE_URL unset) starts first: a first initdb may outlast the plugin timeout.
+  if (config.DATABASE_URL === undefined) {
+    const log = pino({ level: config.LOG_LEVEL })
+    await openDatabase(config, (message) => log.info(message))
+  }
+  app = await buildApp(config)
+} catch (err) {
+  // The embedded PostgreSQL runs detached: stop it when a later plugin failed the start.
+  await stopEmbeddedServers()
+  // A dependency missing or refusing at start (DATABASE_URL, DATA_DIR…): one line naming it, no stack trace.
+  if (!(err instanceof StartupError)) throw err
+  process.stderr.write(`lago-api-integration cannot start. ${err.message}\n`)
+  process.exit(1)
+}
+
+process.off('SIGTERM', abortStart)
+process.off('SIGINT', abortStart)
 
 // SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish (their events are committed), run
 // every onClose hook (writer drain, pools), then exit. A second signal or the grace period forces the exit.

@@ -15,9 +15,19 @@ export const ErrorResponse = Type.Object({
 export type ErrorResponseBody = Static<typeof ErrorResponse>
 
 const REASONS: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests',
-  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout'
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout'
 }
 
 /** An ErrorResponse body: the reason phrase follows from the status code. */
@@ -55,5 +65,28 @@ export const NoActiveSubscriptionError = createError<[string]>('no_active_subscr
 export const InvalidRangeError = createError<[string]>('invalid_range', '%s', 400)
 
 /** 5xx errors whose message is written for the client (no internals) and may be shown as is. */
-export const EXPOSED_SERVER_ERRORS = new Set(['shutting_down', 'lago_unavailable', 'lago_not_configured', 'lago_error'])
+export const EXPOSED_SERVER_ERRORS = new Set(['shutting_down', 'lago_unavailable', 'lago_not_configured', 'lago_error',
+  'organization_secrets_not_configured', 'organization_secret_unreadable'])
 export const CustomerMappingNotFoundError = createError<[string, string]>('customer_mapping_not_found', 'No customer mapping for %s "%s"', 404)
+
+// Organizations (plugins/app/organizations).
+export const OrganizationNotFoundError = createError<[string]>('organization_not_found', 'No organization "%s"', 404)
+export const IngestionTokenNotFoundError = createError<[string, string]>('ingestion_token_not_found', 'Organization "%s" has no ingestion token %s', 404)
+export const OrganizationApiKeyNotFoundError = createError<[string, string]>('api_key_not_found', 'Organization "%s" has no API key %s', 404)
+export const OrganizationActiveError = createError<[string, string]>('organization_active',
+  'Organization "%s" is active: disable it first (POST /api/organizations/%s/disable), then delete it', 409)
+export const OrganizationProtectedError = createError<[string]>('organization_protected',
+  'Organization "%s" belongs to the service itself and cannot be deleted', 409)
+export const OrganizationExistsError = createError<[string]>('organization_exists', 'An organization "%s" already exists', 409)
+export const OrganizationDisabledError = createError<[string]>('organization_disabled', 'Organization "%s" is disabled', 409)
+export const OrganizationSecretsNotConfiguredError = createError('organization_secrets_not_configured',
+  'ORGANIZATION_SECRETS_KEY is not set: an organization\'s Lago API key cannot be stored or read without it (openssl rand -base64 32)', 503)
+export const OrganizationSecretUnreadableError = createError<[string]>('organization_secret_unreadable',
+  'The stored Lago key of organization "%s" cannot be decrypted with ORGANIZATION_SECRETS_KEY (was the key changed?)', 503)
+export const AdminRequiredError = createError('admin_required', 'This needs an admin key (ADMIN_API_KEYS)', 403)
+export const OtherOrganizationForbiddenError = createError<[string]>('admin_required',
+  'Only an admin key (ADMIN_API_KEYS) acts on another organization: this key belongs to "%s" (leave out X-Organization-Id, or name its own)', 403)
+
+// Billing audit (plugins/app/billing-audit).
+export const BillingAuditNotRunError = createError<[string, string]>('billing_audit_not_run',
+  'No billing audit of organization "%s" has completed on this instance yet: %s', 404)

@@ -54,7 +54,13 @@ export const InvoiceDetail = Type.Object({
 })
 export type InvoiceDetailBody = Static<typeof InvoiceDetail>
 
-export const InvoiceList = Type.Object({ invoices: Type.Array(Invoice), meta: PageMeta })
+export const InvoiceList = Type.Object({
+  invoices: Type.Array(Invoice),
+  meta: PageMeta,
+  source: Type.Optional(Type.Union([Type.Literal('lago'), Type.Literal('local')], {
+    description: 'Who answered: lago, or local (Lago unreachable: the invoices as Lago\'s invoice webhooks last described them; filters other than paging are not applied)'
+  }))
+})
 export type InvoiceListBody = Static<typeof InvoiceList>
 
 export const InvoiceDownload = Type.Object({

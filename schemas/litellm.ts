@@ -49,12 +49,18 @@ const IdentityValue = Type.String({ minLength: 1, maxLength: 255, description: '
 const CustomerId = Type.String({ minLength: 1, maxLength: 255, description: 'External id of the Lago customer billed' })
 
 export const CustomerMapping = Type.Object({
+  organization_id: Type.String({ description: 'The organization whose calls it applies to' }),
   identity: IdentityKindSchema,
   value: IdentityValue,
   customer_id: CustomerId,
   created_at: DateTime,
   updated_at: DateTime
 })
+
+/** A mapping as the API shows it, from its stored row (customer_mappings). */
+export function mappingBody (row: { organization_id: string, identity: Static<typeof IdentityKindSchema>, value: string, customer_external_id: string, created_at: Date, updated_at: Date }): Static<typeof CustomerMapping> {
+  return { organization_id: row.organization_id, identity: row.identity, value: row.value, customer_id: row.customer_external_id, created_at: row.created_at.toISOString(), updated_at: row.updated_at.toISOString() }
+}
 
 export const CustomerMappingInput = Type.Object({
   identity: IdentityKindSchema,

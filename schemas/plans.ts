@@ -62,7 +62,7 @@ const chargeOf = <M extends ChargeModel>(model: M, properties: (typeof ChargePro
 }, strict)
 
 const chargeBranches = CHARGE_MODELS.map((model) => chargeOf(model, ChargeProperties[model]))
-const ChargeUnion = Type.Union(chargeBranches)
+const ChargeUnion = Type.Union(chargeBranches) // eslint-disable-line @typescript-eslint/no-unused-vars -- only its type is used
 
 /**
  * One charge of a plan, told apart by charge_model: a tagged oneOf, so that a wrong price is reported against

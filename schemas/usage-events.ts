@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { NonNegativeInteger } from './common.js'
 import { ReconciliationState } from './litellm.js'
+import { OrganizationForwarding } from './health.js'
 
 const MAX_UNIX_SECONDS = 1e11 // year 5138: anything larger is almost certainly milliseconds
 
@@ -72,7 +73,8 @@ const StatusCounts = Type.Object({
   forwarded: Type.Integer(),
   dead: Type.Integer(),
   unmapped: Type.Integer({ description: 'Waiting for a customer (no LiteLLM identity maps to one) or for a Lago subscription for it' }),
-  not_billable: Type.Integer({ description: 'Failed LiteLLM calls: stored for the record, never sent to Lago' })
+  not_billable: Type.Integer({ description: 'Failed LiteLLM calls: stored for the record, never sent to Lago' }),
+  lago_error: Type.Integer({ description: 'Lago stored them but reported (event.error / events.errors webhooks) that it cannot bill them; Lago\'s reason is in last_error' })
 })
 export type StatusCountsBody = Static<typeof StatusCounts>
 
@@ -84,8 +86,12 @@ export const StatsResponse = Type.Object({
   oldest_pending_age_seconds: Type.Union([Type.Number(), Type.Null()]),
   events_per_second_last_minute: Type.Number(),
   unmapped_reasons: Type.Array(Type.Object({ reason: Type.String(), events: Type.Integer() }), {
-    description: 'Why unmapped events wait (no customer for their LiteLLM identity, or no Lago subscription), most frequent first'
+    description: 'Why unmapped events wait (no customer for their LiteLLM identity, or no Lago subscription), most frequent first, among the 1,000 most recent unmapped events'
   }),
-  reconciliation: Type.Optional({ ...ReconciliationState, description: 'Reconciliation with LiteLLM\'s spend logs' })
+  reconciliation: Type.Optional({ ...ReconciliationState, description: 'Reconciliation with LiteLLM\'s spend logs (the default organization\'s LiteLLM)' }),
+  reconciliations: Type.Optional(Type.Array(Type.Object({ organization_id: Type.String(), ...ReconciliationState.properties }), {
+    description: 'Reconciliation of every organization whose LiteLLM is read (default\'s LITELLM_URL, others\' litellm_url), by organization'
+  })),
+  organizations: Type.Optional(Type.Array(OrganizationForwarding, { description: 'Forwarding per organization (the caller\'s own only, unless it holds an admin key): forwarder state, since when, backlog' }))
 })
 export type StatsResponseBody = Static<typeof StatsResponse>

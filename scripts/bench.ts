@@ -1,96 +1,125 @@
-// npm run bench: measures ingestion on this machine. Starts the built service (dist/server.js) on a fresh
-// database, a bare Fastify route as the ceiling, and drives each with autocannon:
-//   - single events, group commit (the default configuration)
-//   - single events, one insert per request (INGEST_MAX_BATCH_ROWS=1: the pattern group commit replaces)
-//   - batches of 100 events
-//   - LiteLLM generic_api batches of 512 StandardLoggingPayloads (messages and response included)
-// Prints req/s, events/s, p50/p99 latency and the ratio to the bare route, then checks that every
-// acknowledged event is stored. Then the forwarder's drain rate: BENCH_DRAIN_EVENTS (default 50,000) stored
-// events sent to the project's Lago simulator (in this process), timed until all are forwarded and checked in
-// the simulator. Knobs: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50), BENCH_GENERIC_CONNECTIONS
-// (default 4, the generic_api scenario),
-// BENCH_POSTGRES_URL (server URL without database, default postgres://postgres@127.0.0.1:5432),
-// BENCH_REDIS_URL (default redis://127.0.0.1:6379).
+// npm run bench [-- scenario ...]: every performance target of the service measured on this machine next to its
+// reference in the same run, printed as a table and written as JSON (BENCH_OUTPUT, default docs/bench/latest.json).
+//
+// Scenarios (default: single batch generic drain drain50 mixed startup; `quick` = the same, shorter):
+//   single   POST /webhooks/litellm (default configuration) vs a bare Fastify route parsing the same JSON, and vs one
+//            insert per request (INGEST_MAX_BATCH_ROWS=1); every acknowledged event is checked stored
+//   batch    POST /webhooks/litellm/batch, 500 events per request, vs the bare route with the same body
+//   generic  POST /webhooks/litellm/generic, 512 full StandardLoggingPayloads per request (undici, in this process)
+//   drain    the forwarder draining BENCH_DRAIN_EVENTS stored events into the Lago simulator (zero latency)
+//   drain50  the same with every Lago call taking 50 ms
+//   rss      a 1,000,000-event drain with the service's RSS sampled every second (opt-in)
+//   mixed    ingestion at a fixed 50 % of the single-event maximum, alone and while the forwarder drains a backlog
+//   startup  start to ready (GET /health/ready 200) on a migrated database vs a bare Fastify start
+//   year     a year of events (opt-in; see scripts/bench/year.ts)
+// The load generator runs in its own process: wrk when installed (Debian's `wrk`), else autocannon's CLI pinned to
+// CPU 1 with taskset; fixed-rate runs (mixed) always use autocannon. The load average is recorded before and after.
+// Knobs: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (100), BENCH_BATCH_CONNECTIONS (16),
+// BENCH_GENERIC_CONNECTIONS (4), BENCH_DRAIN_EVENTS (100,000), BENCH_MIXED_BACKLOG (200,000), BENCH_MIXED_RATE
+// (default: half the single-event maximum measured in this run), BENCH_LOADER=autocannon, BENCH_POSTGRES_URL
+// (server URL without database, default postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
-import autocannon from 'autocannon'
 import { request } from 'undici'
 import pg from 'pg'
 import { Kysely, PostgresDialect } from 'kysely'
 import { migrateToLatest } from '../db/migrator.js'
-import { startLagoSimulator } from './lago-simulator/index.js'
+import { startLagoSimulator, type LagoSimulator } from './lago-simulator/index.js'
+import { LagoClient } from '../plugins/app/lago/client.js'
+import { ensureBillingDefaults } from '../plugins/app/bootstrap/defaults.js'
+import { billingDefaults } from '../plugins/app/bootstrap/index.js'
+import { loadConfig } from '../plugins/external/config.js'
 import { simulateCall, standardLoggingPayload } from './litellm-simulator/index.js'
+import { load, loaderName, type LoadResult } from './bench/load.js'
+import { yearScenario } from './bench/year.js'
 
-const duration = Number(process.env.BENCH_DURATION ?? 10)
-const drainEvents = Number(process.env.BENCH_DRAIN_EVENTS ?? 50_000)
-const connections = Number(process.env.BENCH_CONNECTIONS ?? 50)
-const genericConnections = Number(process.env.BENCH_GENERIC_CONNECTIONS ?? 4)
+const args = process.argv.slice(2).concat((process.env.BENCH_SCENARIOS ?? '').split(/[\s,]+/)).filter((a) => a !== '')
+const quick = args.includes('quick')
+const DEFAULT = ['single', 'batch', 'generic', 'drain', 'drain50', 'mixed', 'startup']
+const chosen = args.filter((a) => a !== 'quick')
+const scenarios = new Set(chosen.length > 0 ? chosen : DEFAULT)
+const unknown = [...scenarios].filter((s) => ![...DEFAULT, 'rss', 'year'].includes(s))
+if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')}; known: ${[...DEFAULT, 'rss', 'year', 'quick'].join(', ')}`)
+
+const num = (name: string, fallback: number): number => Number(process.env[name] ?? fallback)
+const duration = num('BENCH_DURATION', quick ? 5 : 10)
+const connections = num('BENCH_CONNECTIONS', 100)
+const batchConnections = num('BENCH_BATCH_CONNECTIONS', 16)
+const genericConnections = num('BENCH_GENERIC_CONNECTIONS', 4)
+const drainEvents = num('BENCH_DRAIN_EVENTS', quick ? 20_000 : 100_000)
+const mixedBacklog = num('BENCH_MIXED_BACKLOG', quick ? 100_000 : 200_000)
 const postgresUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432'
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const here = import.meta.dirname
-const runId = `${Date.now().toString(36)}`
+const root = path.join(here, '..', '..')
+const output = process.env.BENCH_OUTPUT ?? path.join(root, 'docs', 'bench', 'latest.json')
+const runId = Date.now().toString(36)
+const serverJs = path.join(here, '..', 'server.js')
 
-interface Row { scenario: string, reqPerSec: number, eventsPerSec: number, p50: number, p99: number, ok: number, errors: number }
-
-function event (requestId: string): Record<string, unknown> {
-  return {
-    event_type: 'usage', timestamp: Math.floor(Date.now() / 1000), customer_id: `bench-customer-${requestId.length % 7}`,
-    model: 'gpt-4o', provider: 'openai', tokens_input: 100, tokens_output: 150, total_tokens: 250, cost_usd: 0.00375,
-    request_id: requestId, api_key_hash: 'key_bench'
-  }
+/** One line of the table: a figure, what it is compared with, and the issue's goal for it. */
+export interface Figure {
+  scenario: string
+  value: number
+  unit: string
+  reference?: string
+  referenceValue?: number
+  ratio?: number
+  goal?: string
+  met?: boolean
+  p50?: number
+  p99?: number
+  errors?: number
+  loader?: string
 }
 
-/**
- * LiteLLM's generic_api batches (512 StandardLoggingPayloads with messages and response, ~1.3 MB) from a few
- * senders, as LiteLLM's workers send them: one batch at a time each. Driven with undici rather than autocannon,
- * which spends longer writing megabyte bodies than the service takes to store them. The batch is built once; each
- * request swaps in its own call ids.
- */
-async function driveGeneric (scenario: string, port: number, size: number): Promise<Row> {
-  const template = JSON.stringify(Array.from({ length: size }, (_, i) => {
-    const payload = standardLoggingPayload(simulateCall({ team: 'bench-team', endUser: `bench-customer-${i % 7}` }))
-    return { ...payload, id: `chatcmpl-@@call@@-${i}`, litellm_call_id: `@@call@@-${i}` }
-  }))
-  const latencies: number[] = []
-  let errors = 0
-  let n = 0
-  const until = performance.now() + duration * 1000
-  await Promise.all(Array.from({ length: genericConnections }, async () => {
-    while (performance.now() < until) {
-      const body = template.replaceAll('@@call@@', `${runId}-generic-${n++}`)
-      const started = performance.now()
-      const res = await request(`http://127.0.0.1:${port}/webhooks/litellm/generic`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-      await res.body.text()
-      if (res.statusCode === 202) latencies.push(performance.now() - started)
-      else errors++
-    }
-  }))
-  latencies.sort((a, b) => a - b)
-  const ok = latencies.length
+const figures: Figure[] = []
+const add = (f: Figure): void => { figures.push(f); console.log(`  ${f.scenario}: ${fmt(f.value, f.value < 100 ? 2 : 0)} ${f.unit}${f.ratio !== undefined ? ` (${fmt(f.ratio, 2)}× ${f.reference})` : ''}`) }
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+
+function event (requestId: string, customer = 'bench-customer-1'): Record<string, unknown> {
   return {
-    scenario,
-    reqPerSec: ok / duration,
-    eventsPerSec: (ok * size) / duration,
-    p50: latencies[Math.floor(ok * 0.5)] ?? 0,
-    p99: latencies[Math.floor(ok * 0.99)] ?? 0,
-    ok,
-    errors
+    event_type: 'usage',
+    timestamp: Math.floor(Date.now() / 1000),
+    customer_id: customer,
+    model: 'gpt-4o',
+    provider: 'openai',
+    tokens_input: 100,
+    tokens_output: 150,
+    total_tokens: 250,
+    cost_usd: 0.00375,
+    request_id: requestId,
+    api_key_hash: 'key_bench'
   }
 }
+const singleBody = JSON.stringify(event('@@id@@'))
+const batchBody = JSON.stringify(Array.from({ length: 500 }, (_, i) => event(`@@id@@-${i}`, `bench-customer-${i % 7}`)))
 
-async function start (file: string, env: Record<string, string>): Promise<{ child: ChildProcess, port: number }> {
+export interface Service { child: ChildProcess, port: number, url: string }
+
+// A failed run must not leave servers behind.
+const children = new Set<ChildProcess>()
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
+
+/** Spawns a server script and waits for `readyPath` to answer 200; returns how long that took too. */
+async function start (file: string, env: Record<string, string>, readyPath = '/health/live'): Promise<Service & { ms: number }> {
   const port = 20000 + Math.floor(Math.random() * 30000)
+  const started = performance.now()
   const child = spawn(process.execPath, [file], { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'inherit'] })
-  for (let i = 0; i < 200; i++) {
+  children.add(child)
+  child.on('exit', () => children.delete(child))
+  for (let i = 0; i < 3000; i++) {
     try {
-      const res = await fetch(`http://127.0.0.1:${port}${file.endsWith('server.js') ? '/health/live' : '/'}`)
+      const res = await fetch(`http://127.0.0.1:${port}${readyPath}`)
       await res.body?.cancel()
-      return { child, port }
+      // The bare server has no GET route: any answer means it listens. The service must answer 200.
+      if (res.status === 200 || readyPath === '/') return { child, port, url: `http://127.0.0.1:${port}`, ms: performance.now() - started }
     } catch {
       if (child.exitCode !== null) throw new Error(`${file} exited with ${child.exitCode}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
     }
+    await new Promise((resolve) => setTimeout(resolve, 5))
   }
   throw new Error(`${file} did not start`)
 }
@@ -99,45 +128,6 @@ async function stop (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return
   child.kill('SIGTERM')
   await once(child, 'exit')
-}
-
-async function drive (scenario: string, port: number, path: string, eventsPerRequest: number): Promise<Row> {
-  let n = 0
-  const result = await autocannon({
-    url: `http://127.0.0.1:${port}`,
-    connections,
-    duration,
-    requests: [{
-      method: 'POST',
-      path,
-      headers: { 'content-type': 'application/json' },
-      setupRequest: (request) => {
-        const prefix = `${runId}-${scenario}-${n++}`
-        const body = eventsPerRequest === 1
-          ? event(prefix)
-          : Array.from({ length: eventsPerRequest }, (_, i) => event(`${prefix}-${i}`))
-        return { ...request, body: JSON.stringify(body) }
-      }
-    }]
-  })
-  const ok = result['2xx']
-  return {
-    scenario,
-    reqPerSec: result.requests.average,
-    eventsPerSec: (ok * eventsPerRequest) / duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    ok,
-    errors: result.non2xx + result.errors + result.timeouts
-  }
-}
-
-async function countStored (databaseUrl: string): Promise<number> {
-  const client = new pg.Client({ connectionString: databaseUrl })
-  await client.connect()
-  const { rows } = await client.query('SELECT count(*)::int AS n FROM litellm_usage_events')
-  await client.end()
-  return rows[0].n as number
 }
 
 async function withDatabase<T> (name: string, run: (url: string) => Promise<T>): Promise<T> {
@@ -152,94 +142,335 @@ async function withDatabase<T> (name: string, run: (url: string) => Promise<T>):
   }
 }
 
-async function service (label: string, extraEnv: Record<string, string>, scenarios: Array<[string, string, number]>): Promise<Row[]> {
+async function query<R> (databaseUrl: string, text: string, values: unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    return (await client.query(text, values)).rows as R[]
+  } finally {
+    await client.end()
+  }
+}
+
+async function migrate (databaseUrl: string): Promise<void> {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+  const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })
+  try { await migrateToLatest(db) } finally { await db.destroy() }
+}
+
+/** Stores `count` pending events (10 customers) straight into the table, as a backlog for the forwarder. */
+async function seedBacklog (databaseUrl: string, count: number, prefix: string): Promise<void> {
+  await query(databaseUrl, `INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, tokens_input, tokens_output,
+      total_tokens, cost_usd, "timestamp", source, fingerprint)
+    SELECT $2 || g, 'bench-customer-' || (g % 10), 'gpt-4o', 'openai', 100, 150, 250, 0.00375, now() - interval '1 minute',
+           'bench', md5(g::text)
+      FROM generate_series(1, $1::int) g`, [count, prefix])
+}
+
+const serviceEnv = (databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> =>
+  ({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench:${runId}:`, ...extra })
+
+/** Runs the service on a fresh database, calls `run`, then checks that every acknowledged event is stored. */
+async function withService<T> (label: string, extra: Record<string, string>, run: (s: Service, acknowledged: (n: number) => void) => Promise<T>): Promise<T> {
   return await withDatabase(`lai_bench_${label}_${runId}`, async (databaseUrl) => {
-    const { child, port } = await start(path.join(here, '..', 'server.js'), {
-      DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench:${runId}:`, LOG_LEVEL: 'warn', ...extraEnv
-    })
+    const service = await start(serverJs, serviceEnv(databaseUrl, extra))
+    let expected = 0
     try {
-      const rows: Row[] = []
-      let expected = 0
-      for (const [scenario, url, perRequest] of scenarios) {
-        const row = url.endsWith('/generic') ? await driveGeneric(scenario, port, perRequest) : await drive(scenario, port, url, perRequest)
-        expected += row.ok * perRequest
-        rows.push(row)
-      }
-      const stored = await countStored(databaseUrl)
-      // Requests still in flight when autocannon stops are stored without being counted: stored >= acknowledged.
+      const result = await run(service, (n) => { expected += n })
+      const [{ n: stored }] = await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM litellm_usage_events')
+      // Requests in flight when the load stops are stored without being counted: stored >= acknowledged.
       if (stored < expected) throw new Error(`${label}: ${expected} events acknowledged but only ${stored} stored`)
-      return rows
+      return result
     } finally {
-      await stop(child)
+      await stop(service.child)
     }
   })
 }
 
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const drive = async (url: string, urlPath: string, body: string, conns: number, scenario: string, rate?: number): Promise<LoadResult> =>
+  await load({ url, path: urlPath, body, connections: conns, seconds: duration, rate, idPrefix: `${runId}-${scenario}` })
 
-console.log(`lago-api-integration ingestion benchmark: ${duration} s per scenario, ${connections} connections, node ${process.version}\n`)
+let singleMax: number | undefined
 
-const bare = await start(path.join(here, 'bench-bare-server.js'), {})
-const ceiling = await drive('bare Fastify route (no database)', bare.port, '/webhooks/litellm', 1)
-const ceilingBatch = await drive('bare Fastify route, 100-event body', bare.port, '/webhooks/litellm/batch', 100)
-await stop(bare.child)
+async function single (): Promise<void> {
+  console.log(`single events (${connections} connections, ${duration} s each, ${loaderName()})`)
+  const bare = await start(path.join(here, 'bench-bare-server.js'), {}, '/')
+  const ceiling = await drive(bare.url, '/webhooks/litellm', singleBody, connections, 'bare')
+  await stop(bare.child)
+  add({ scenario: 'bare Fastify route, same JSON', value: ceiling.reqPerSec, unit: 'req/s', p50: ceiling.p50, p99: ceiling.p99, errors: ceiling.errors, loader: ceiling.loader })
+  const grouped = await withService('single', {}, async (s, ack) => {
+    const r = await drive(s.url, '/webhooks/litellm', singleBody, connections, 'single')
+    ack(r.ok)
+    return r
+  })
+  singleMax = grouped.reqPerSec
+  const naive = await withService('naive', { INGEST_MAX_BATCH_ROWS: '1', INGEST_MAX_CONCURRENT_WRITES: '20' }, async (s, ack) => {
+    const r = await drive(s.url, '/webhooks/litellm', singleBody, connections, 'naive')
+    ack(r.ok)
+    return r
+  })
+  add({
+    scenario: 'POST /webhooks/litellm (default configuration)',
+    value: grouped.reqPerSec,
+    unit: 'req/s',
+    reference: 'bare route',
+    referenceValue: ceiling.reqPerSec,
+    ratio: grouped.reqPerSec / ceiling.reqPerSec,
+    goal: '≥ 0.45× bare, p99 ≤ 50 ms',
+    met: grouped.reqPerSec / ceiling.reqPerSec >= 0.45 && grouped.p99 <= 50,
+    p50: grouped.p50,
+    p99: grouped.p99,
+    errors: grouped.errors,
+    loader: grouped.loader
+  })
+  add({
+    scenario: 'POST /webhooks/litellm vs one insert per request',
+    value: grouped.reqPerSec,
+    unit: 'req/s',
+    reference: 'INGEST_MAX_BATCH_ROWS=1',
+    referenceValue: naive.reqPerSec,
+    ratio: grouped.reqPerSec / naive.reqPerSec,
+    goal: '≥ 4×',
+    met: grouped.reqPerSec / naive.reqPerSec >= 4,
+    p50: naive.p50,
+    p99: naive.p99,
+    errors: naive.errors,
+    loader: naive.loader
+  })
+}
 
-const grouped = await service('grouped', {}, [
-  ['POST /webhooks/litellm, group commit', '/webhooks/litellm', 1],
-  ['POST /webhooks/litellm/batch (100 events)', '/webhooks/litellm/batch', 100],
-  [`POST /webhooks/litellm/generic (512-call batches, ${genericConnections} senders)`, '/webhooks/litellm/generic', 512]
-])
-const naive = await service('naive', { INGEST_MAX_BATCH_ROWS: '1', INGEST_MAX_CONCURRENT_WRITES: '20' }, [
-  ['POST /webhooks/litellm, one insert per request', '/webhooks/litellm', 1]
-])
+async function batch (): Promise<void> {
+  console.log(`batches of 500 (${batchConnections} connections)`)
+  const bare = await start(path.join(here, 'bench-bare-server.js'), {}, '/')
+  const ceiling = await drive(bare.url, '/webhooks/litellm/batch', batchBody, batchConnections, 'bare-batch')
+  await stop(bare.child)
+  const r = await withService('batch', {}, async (s, ack) => {
+    const r = await drive(s.url, '/webhooks/litellm/batch', batchBody, batchConnections, 'batch')
+    ack(r.ok * 500)
+    return r
+  })
+  add({
+    scenario: 'POST /webhooks/litellm/batch (500 events)',
+    value: r.reqPerSec * 500,
+    unit: 'events/s',
+    reference: 'bare route, same body',
+    referenceValue: ceiling.reqPerSec * 500,
+    ratio: r.reqPerSec / ceiling.reqPerSec,
+    goal: '≥ 50,000 events/s',
+    met: r.reqPerSec * 500 >= 50_000,
+    p50: r.p50,
+    p99: r.p99,
+    errors: r.errors,
+    loader: r.loader
+  })
+}
 
-/** Stores `count` events directly, starts the service against the simulator and times the forwarding. */
-async function drain (count: number): Promise<{ seconds: number, batches: number }> {
-  return await withDatabase(`lai_bench_drain_${runId}`, async (databaseUrl) => {
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
-    pool.on('error', () => {}) // the database is dropped WITH (FORCE) at the end
-    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })
-    await migrateToLatest(db)
-    await pool.query(`INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, tokens_input, tokens_output,
-        total_tokens, cost_usd, "timestamp", source, fingerprint)
-      SELECT 'drain-' || g, 'bench-customer-' || (g % 10), 'gpt-4o', 'openai', 100, 150, 250, 0.00375, now() - interval '1 minute',
-             'bench', md5(g::text)
-        FROM generate_series(1, $1::int) g`, [count])
-    const sim = await startLagoSimulator({ apiKey: 'bench-key', requestLogLimit: 10_000 })
-    const started = performance.now()
-    const { child } = await start(path.join(here, '..', 'server.js'), {
-      DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench:${runId}:`, LOG_LEVEL: 'warn',
-      LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey
-    })
-    try {
-      for (;;) {
-        const { rows } = await pool.query(`SELECT count(*)::int AS n FROM litellm_usage_events WHERE status = 'forwarded'`)
-        if (rows[0].n === count) break
-        await new Promise((resolve) => setTimeout(resolve, 100))
+/**
+ * LiteLLM's generic_api batches (512 StandardLoggingPayloads with messages and response, ~1.3 MB) from a few
+ * senders, one batch at a time each, as LiteLLM's workers send them. Driven with undici in this process (a
+ * megabyte body per request is mostly the sender's work either way); the batch is built once and each request
+ * swaps in its own call ids.
+ */
+async function generic (): Promise<void> {
+  const size = 512
+  console.log(`generic_api batches of ${size} (${genericConnections} senders)`)
+  const template = JSON.stringify(Array.from({ length: size }, (_, i) => {
+    const payload = standardLoggingPayload(simulateCall({ team: 'bench-team', endUser: `bench-customer-${i % 7}` }))
+    return { ...payload, id: `chatcmpl-@@call@@-${i}`, litellm_call_id: `@@call@@-${i}` }
+  }))
+  const { ok, latencies, errors } = await withService('generic', {}, async (s, ack) => {
+    const latencies: number[] = []
+    let errors = 0
+    let n = 0
+    const until = performance.now() + duration * 1000
+    await Promise.all(Array.from({ length: genericConnections }, async () => {
+      while (performance.now() < until) {
+        const body = template.replaceAll('@@call@@', `${runId}-generic-${n++}`)
+        const started = performance.now()
+        const res = await request(`${s.url}/webhooks/litellm/generic`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        await res.body.text()
+        if (res.statusCode === 202) latencies.push(performance.now() - started)
+        else errors++
       }
+    }))
+    ack(latencies.length * size)
+    return { ok: latencies.length, latencies: latencies.sort((a, b) => a - b), errors }
+  })
+  const calls = (ok * size) / duration
+  add({
+    scenario: `POST /webhooks/litellm/generic (${size} payloads, ${genericConnections} senders)`,
+    value: calls,
+    unit: 'calls/s',
+    goal: '≥ 20,000 calls/s',
+    met: calls >= 20_000,
+    p50: latencies[Math.floor(ok * 0.5)],
+    p99: latencies[Math.floor(ok * 0.99)],
+    errors,
+    loader: 'undici (bench process)'
+  })
+}
+
+function rssMb (pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+  return kb / 1024
+}
+
+/** Seeds `count` pending events, starts the service against the simulator and times until Lago holds them all. */
+/**
+ * The Lago a running deployment has: its metric and plan made by an earlier start. The drain measures forwarding,
+ * not the first start's race between bootstrap and the first events (covered by test/plugins/app/bootstrap.test.ts).
+ */
+async function withBillingDefaults (sim: LagoSimulator): Promise<void> {
+  const client = new LagoClient({ baseUrl: sim.url, apiKey: sim.apiKey })
+  try {
+    await ensureBillingDefaults(client, billingDefaults(loadConfig({})))
+  } finally {
+    await client.close()
+  }
+}
+
+async function drain (label: string, count: number, lagoLatencyMs: number): Promise<{ eventsPerSec: number, seconds: number, maxRss: number, rssSamples: number[] }> {
+  return await withDatabase(`lai_bench_${label}_${runId}`, async (databaseUrl) => {
+    await migrate(databaseUrl)
+    await seedBacklog(databaseUrl, count, 'drain-')
+    const sim = await startLagoSimulator({ apiKey: 'bench-key', requestLogLimit: 1000 })
+    await withBillingDefaults(sim)
+    if (lagoLatencyMs > 0) sim.faults.chaos({ seed: 1, probabilities: { delay: 1 }, delayMs: lagoLatencyMs })
+    const service = await start(serverJs, serviceEnv(databaseUrl, { LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey }))
+    const started = performance.now()
+    const rssSamples: number[] = []
+    const sampler = setInterval(() => { try { rssSamples.push(rssMb(service.child.pid ?? 0)) } catch { /* exited */ } }, 1000)
+    try {
+      while (sim.state.eventCount < count) await new Promise((resolve) => setTimeout(resolve, 20))
       const seconds = (performance.now() - started) / 1000
       if (sim.state.eventCount !== count) throw new Error(`the simulator holds ${sim.state.eventCount} events, expected ${count}`)
-      return { seconds, batches: sim.requests.entries({ route: '/api/v1/events/batch' }).length }
+      return { eventsPerSec: count / seconds, seconds, maxRss: Math.max(0, ...rssSamples), rssSamples }
     } finally {
-      await stop(child)
+      clearInterval(sampler)
+      await stop(service.child)
       await sim.close()
-      await db.destroy()
     }
   })
 }
 
-const drained = await drain(drainEvents)
-
-const rows = [ceiling, ceilingBatch, ...grouped, ...naive]
-const width = Math.max(...rows.map((r) => r.scenario.length))
-console.log(`${'scenario'.padEnd(width)}  ${'req/s'.padStart(9)}  ${'events/s'.padStart(10)}  ${'p50 ms'.padStart(7)}  ${'p99 ms'.padStart(7)}  ${'vs bare'.padStart(7)}  errors`)
-for (const r of rows) {
-  const base = r.scenario.includes('batch') || r.scenario.includes('100-event') ? ceilingBatch : ceiling
-  console.log(`${r.scenario.padEnd(width)}  ${fmt(r.reqPerSec).padStart(9)}  ${fmt(r.eventsPerSec).padStart(10)}  ${fmt(r.p50, 1).padStart(7)}  ${fmt(r.p99, 1).padStart(7)}  ${fmt(r.reqPerSec / base.reqPerSec, 2).padStart(7)}  ${r.errors}`)
+async function drains (): Promise<void> {
+  if (scenarios.has('drain')) {
+    console.log(`forwarder drain, ${fmt(drainEvents)} events, zero-latency Lago simulator`)
+    const d = await drain('drain', drainEvents, 0)
+    add({ scenario: `forwarder drain, ${fmt(drainEvents)} events, zero-latency Lago`, value: d.eventsPerSec, unit: 'events/s', goal: '≥ 20,000 events/s', met: d.eventsPerSec >= 20_000 })
+  }
+  if (scenarios.has('drain50')) {
+    const count = Math.min(drainEvents, 50_000)
+    console.log(`forwarder drain, ${fmt(count)} events, 50 ms per Lago call`)
+    const d = await drain('drain50', count, 50)
+    add({ scenario: `forwarder drain, ${fmt(count)} events, 50 ms per Lago call`, value: d.eventsPerSec, unit: 'events/s', goal: '≥ 8,000 events/s', met: d.eventsPerSec >= 8_000 })
+  }
+  if (scenarios.has('rss')) {
+    const count = num('BENCH_RSS_EVENTS', 1_000_000)
+    console.log(`forwarder drain, ${fmt(count)} events, RSS sampled every second`)
+    const d = await drain('rss', count, 0)
+    add({ scenario: `forwarder drain, ${fmt(count)} events: peak RSS`, value: d.maxRss, unit: 'MB', goal: '≤ 200 MB, flat', met: d.maxRss <= 200 })
+    add({ scenario: `forwarder drain, ${fmt(count)} events: rate`, value: d.eventsPerSec, unit: 'events/s', goal: '≥ 20,000 events/s', met: d.eventsPerSec >= 20_000 })
+    console.log(`  RSS samples (MB): ${d.rssSamples.map((r) => r.toFixed(0)).join(' ')}`)
+  }
 }
-const groupRate = grouped[0].reqPerSec
-const naiveRate = naive[0].reqPerSec
-console.log(`\ngroup commit vs one insert per request: ${fmt(groupRate / naiveRate, 2)}x`)
-console.log('every acknowledged event was found stored: yes')
-console.log(`\nforwarder drain: ${fmt(drainEvents)} stored events into the Lago simulator in ${fmt(drained.seconds, 1)} s ` +
-  `(service start included) = ${fmt(drainEvents / drained.seconds)} events/s, ${fmt(drained.batches)} batches; each event in the simulator once: yes`)
+
+async function mixed (): Promise<void> {
+  const rate = Math.round(num('BENCH_MIXED_RATE', (singleMax ?? 4000) / 2))
+  console.log(`mixed: ${fmt(rate)} req/s (50 % of the single-event maximum), alone then while draining ${fmt(mixedBacklog)} events`)
+  await withDatabase(`lai_bench_mixed_${runId}`, async (databaseUrl) => {
+    await migrate(databaseUrl)
+    const alone = await start(serverJs, serviceEnv(databaseUrl, { FORWARDER_ENABLED: 'false' }))
+    const a = await drive(alone.url, '/webhooks/litellm', singleBody, connections, 'mixed-alone', rate)
+    await stop(alone.child)
+    await seedBacklog(databaseUrl, mixedBacklog, 'mixed-backlog-')
+    const sim = await startLagoSimulator({ apiKey: 'bench-key', requestLogLimit: 1000 })
+    await withBillingDefaults(sim)
+    const forwarding = await start(serverJs, serviceEnv(databaseUrl, { LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey }))
+    // Let the forwarder reach its pace before the load starts.
+    while (sim.state.eventCount < 1000) await new Promise((resolve) => setTimeout(resolve, 20))
+    const before = sim.state.eventCount
+    const b = await drive(forwarding.url, '/webhooks/litellm', singleBody, connections, 'mixed-forwarding', rate)
+    const forwarded = sim.state.eventCount - before
+    await stop(forwarding.child)
+    await sim.close()
+    const stillForwarding = sim.state.eventCount < mixedBacklog
+    add({ scenario: `ingestion at ${fmt(rate)} req/s, alone: p99`, value: a.p99, unit: 'ms', p50: a.p50, p99: a.p99, errors: a.errors, loader: a.loader })
+    add({
+      scenario: `ingestion at ${fmt(rate)} req/s while forwarding (${fmt(forwarded / duration)} events/s${stillForwarding ? '' : ', backlog ran out'}): p99`,
+      value: b.p99,
+      unit: 'ms',
+      reference: 'alone',
+      referenceValue: a.p99,
+      ratio: b.p99 / a.p99,
+      goal: '≤ 1.2× alone',
+      met: b.p99 / a.p99 <= 1.2,
+      p50: b.p50,
+      p99: b.p99,
+      errors: b.errors,
+      loader: b.loader
+    })
+  })
+}
+
+async function startup (): Promise<void> {
+  console.log('start to ready, migrated database (median of 5)')
+  const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const bareTimes: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const bare = await start(path.join(here, 'bench-bare-server.js'), {}, '/')
+    bareTimes.push(bare.ms)
+    await stop(bare.child)
+  }
+  const times: number[] = []
+  await withDatabase(`lai_bench_startup_${runId}`, async (databaseUrl) => {
+    await migrate(databaseUrl)
+    for (let i = 0; i < 5; i++) {
+      const s = await start(serverJs, serviceEnv(databaseUrl), '/health/ready')
+      times.push(s.ms)
+      await stop(s.child)
+    }
+  })
+  const ms = median(times)
+  add({ scenario: 'start to ready (migrations applied)', value: ms, unit: 'ms', reference: 'bare Fastify start', referenceValue: median(bareTimes), ratio: ms / median(bareTimes), goal: '≤ 1,000 ms', met: ms <= 1000 })
+}
+
+const loadBefore = os.loadavg()
+console.log(`lago-api-integration benchmark: ${[...scenarios].join(', ')}; ${os.cpus().length} CPUs, node ${process.version}, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}\n`)
+if (scenarios.has('single') || (scenarios.has('mixed') && process.env.BENCH_MIXED_RATE === undefined)) await single()
+if (scenarios.has('batch')) await batch()
+if (scenarios.has('generic')) await generic()
+await drains()
+if (scenarios.has('mixed')) await mixed()
+if (scenarios.has('startup')) await startup()
+if (scenarios.has('year')) {
+  for (const f of await yearScenario({ postgresUrl, redisUrl, runId, serverJs, start, stop, migrate })) add(f)
+}
+const loadAfter = os.loadavg()
+
+const cols = ['scenario', 'figure', 'reference', 'ratio', 'goal', 'met', 'p50 ms', 'p99 ms', 'errors']
+const table = figures.map((f) => [
+  f.scenario, `${fmt(f.value, f.value < 100 ? 2 : 0)} ${f.unit}`,
+  f.referenceValue !== undefined ? `${f.reference}: ${fmt(f.referenceValue, f.referenceValue < 100 ? 2 : 0)}` : '',
+  f.ratio !== undefined ? `${fmt(f.ratio, 2)}×` : '', f.goal ?? '', f.met === undefined ? '' : f.met ? 'yes' : 'NO',
+  f.p50 !== undefined ? fmt(f.p50, 1) : '', f.p99 !== undefined ? fmt(f.p99, 1) : '', f.errors !== undefined ? String(f.errors) : ''
+])
+const widths = cols.map((c, i) => Math.max(c.length, ...table.map((r) => r[i].length)))
+console.log(`\n${cols.map((c, i) => c.padEnd(widths[i])).join('  ')}`)
+for (const r of table) console.log(r.map((c, i) => c.padEnd(widths[i])).join('  '))
+console.log(`\nload average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min)`)
+
+mkdirSync(path.dirname(output), { recursive: true })
+writeFileSync(output, `${JSON.stringify({
+  generatedAt: new Date().toISOString(),
+  node: process.version,
+  cpus: os.cpus().length,
+  loadAverageBefore: loadBefore,
+  loadAverageAfter: loadAfter,
+  durationSeconds: duration,
+  connections,
+  scenarios: [...scenarios],
+  figures
+}, null, 2)}\n`)
+console.log(`written to ${path.relative(process.cwd(), output)}`)

@@ -1,6 +1,6 @@
 // Container health probe (the slim image has no curl): GET http://127.0.0.1:$PORT<path>, exit 0 on 2xx, 1 otherwise.
 //   node dist/scripts/healthcheck.js               -> /health/live (the Containerfile's HEALTHCHECK)
-//   node dist/scripts/healthcheck.js /health/ready -> PostgreSQL and Redis reachable (compose.yaml)
+//   node dist/scripts/healthcheck.js /health/ready -> PostgreSQL reachable, Redis optional (compose.yaml)
 const path = process.argv[2] ?? '/health/live'
 const url = `http://127.0.0.1:${process.env.PORT ?? '3002'}${path}`
 

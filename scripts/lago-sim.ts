@@ -2,7 +2,8 @@
 //   npm run lago:sim
 // Environment: LAGO_SIM_PORT (default 3000, Lago's own port, so LAGO_API_URL's default reaches it),
 // LAGO_SIM_HOST (127.0.0.1), LAGO_SIM_API_KEY (else LAGO_API_KEY, else "lago-simulator-key"),
-// LAGO_SIM_STRICT_EVENTS=true, LAGO_SIM_RATE_LIMIT=true (Lago Cloud's limits), LAGO_SIM_CONTROL_TOKEN.
+// LAGO_SIM_STRICT_EVENTS=true, LAGO_SIM_RATE_LIMIT=true (Lago Cloud's limits), LAGO_SIM_CONTROL_TOKEN,
+// LAGO_SIM_WEBHOOK_HMAC_KEY (hmac webhooks), LAGO_SIM_WEBHOOK_ISSUER (iss of jwt webhooks; default its URL).
 import { startLagoSimulator } from './lago-simulator/index.js'
 
 const env = process.env
@@ -20,14 +21,15 @@ const sim = await startLagoSimulator({
   strictEvents: flag(env.LAGO_SIM_STRICT_EVENTS),
   rateLimit: flag(env.LAGO_SIM_RATE_LIMIT),
   controlToken: env.LAGO_SIM_CONTROL_TOKEN,
-  logger: flag(env.LAGO_SIM_LOG)
+  logger: flag(env.LAGO_SIM_LOG),
+  webhooks: { hmacKey: env.LAGO_SIM_WEBHOOK_HMAC_KEY, issuer: env.LAGO_SIM_WEBHOOK_ISSUER }
 })
 
 process.stdout.write([
   `Lago simulator listening on ${sim.url}`,
   `  LAGO_API_URL=${sim.url}`,
   `  LAGO_API_KEY=${sim.apiKey}`,
-  `  control API: ${sim.url}/__simulator (state, requests, events, unbilled-events, faults, close-period)`,
+  `  control API: ${sim.url}/__simulator (state, requests, events, unbilled-events, faults, close-period, webhooks)`,
   ''
 ].join('\n'))
 

@@ -1,7 +1,7 @@
 // Writes the service's OpenAPI document (the one GET /docs/json serves) for REST client generators:
 //   npm run openapi                 -> ./openapi.json
 //   npm run openapi -- api.json     -> that file;  npm run --silent openapi -- -   -> stdout
-// It builds the app from the environment like the server (Redis must answer), without starting the forwarder,
+// It builds the app from the environment like the server (Redis optional), without starting the forwarder,
 // the Lago bootstrap or migrations, and without listening.
 import { existsSync, writeFileSync } from 'node:fs'
 import { buildApp } from '../app.js'

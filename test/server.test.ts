@@ -6,10 +6,12 @@ import t from 'tap'
 import { Pool } from 'undici'
 import pg from 'pg'
 import { REDIS_URL, runTypeScript, seedEvent, testDatabaseUrl, uid } from './helpers/app.js'
+import { freePort } from './helpers/ports.js'
+import { until } from './helpers/forwarding.js'
 
 const root = path.join(import.meta.dirname, '..')
 
-function startServer (env: Record<string, string>): { child: ChildProcess, output: () => string } {
+function startServer (env: Record<string, string | undefined>): { child: ChildProcess, output: () => string } {
   let output = ''
   // cwd outside the repository: a developer's .env must not leak into the test.
   const child = spawn(process.execPath, runTypeScript(path.join(root, 'server.ts')), {
@@ -22,14 +24,6 @@ function startServer (env: Record<string, string>): { child: ChildProcess, outpu
   return { child, output: () => output }
 }
 
-async function waitFor (predicate: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
 t.test('a malformed variable stops the process with a message naming it', async (t) => {
   const { child, output } = startServer({ PORT: 'not-a-port', DATABASE_URL: await testDatabaseUrl() })
   const [code] = await once(child, 'exit')
@@ -40,10 +34,10 @@ t.test('a malformed variable stops the process with a message naming it', async 
 
 t.test('SIGTERM drains: every acknowledged event is stored, the process exits 0', async (t) => {
   const databaseUrl = await testDatabaseUrl()
-  const port = 20000 + Math.floor(Math.random() * 20000)
+  const port = await freePort()
   const { child, output } = startServer({ PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl, REDIS_URL, REDIS_KEY_PREFIX: `test:${uid()}:`, LOG_LEVEL: 'info' })
   t.teardown(() => { child.kill('SIGKILL') })
-  await waitFor(() => /Server listening/.test(output()), 'the server to listen')
+  await until(() => /Server listening/.test(output()), 'the server to listen')
 
   const client = new Pool(`http://127.0.0.1:${port}`, { connections: 20 })
   t.teardown(() => client.destroy())
@@ -52,7 +46,7 @@ t.test('SIGTERM drains: every acknowledged event is stored, the process exits 0'
   const acknowledged: string[] = []
   const refused: number[] = []
   const sender = async (worker: number): Promise<void> => {
-    for (let i = 0; !stopped; i++) {
+    for (let i = 0; !stopped; i++) { // eslint-disable-line no-unmodified-loop-condition -- set by the test after the load
       const event = seedEvent({ customer_id: customer, request_id: `${customer}-${worker}-${i}` })
       try {
         const res = await client.request({ method: 'POST', path: '/webhooks/litellm', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event) })
@@ -65,7 +59,7 @@ t.test('SIGTERM drains: every acknowledged event is stored, the process exits 0'
     }
   }
   const senders = Array.from({ length: 20 }, (_, w) => sender(w))
-  await waitFor(() => acknowledged.length >= 200, 'some traffic')
+  await until(() => acknowledged.length >= 200, 'some traffic')
   child.kill('SIGTERM')
   const [code] = await once(child, 'exit')
   stopped = true

@@ -44,7 +44,7 @@ export async function up (db: Kysely<any>): Promise<void> {
 
   await sql.raw(usageFunction('aggregate_customer_usage', 'model text', 'e.model')).execute(db)
   await sql.raw(usageFunction('aggregate_customer_usage_by_provider', 'provider text', 'e.provider')).execute(db)
-  await sql.raw(usageFunction('aggregate_customer_usage_by_day', 'day date', `(e.timestamp AT TIME ZONE 'UTC')::date`)).execute(db)
+  await sql.raw(usageFunction('aggregate_customer_usage_by_day', 'day date', '(e.timestamp AT TIME ZONE \'UTC\')::date')).execute(db)
 }
 
 export async function down (db: Kysely<any>): Promise<void> {

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { listOf } from '../external/config.js'
-import { UnauthorizedError } from '../../schemas/errors.js'
+import { AdminRequiredError, OrganizationNotFoundError, OtherOrganizationForbiddenError, UnauthorizedError } from '../../schemas/errors.js'
+import { DEFAULT_ORGANIZATION_ID } from '../../db/database.js'
 import { bearerToken, matchingDigest, sha256 } from './webhook-auth.js'
 
 /** Who a request authenticated as: never the key itself. */
@@ -11,7 +11,14 @@ export interface ApiKeyIdentity {
   /** api_keys (API_KEYS), lago_api_key (LAGO_API_KEY), or the name given to a stored key. */
   name: string
   source: 'config' | 'stored'
+  /** The organization the key belongs to (API_KEYS and LAGO_API_KEY: default); an admin key's is the one it names. */
+  organizationId: string
+  /** An ADMIN_API_KEYS key: manages organizations, acts on any organization named by X-Organization-Id. */
+  admin: boolean
 }
+
+/** The header with which an admin key names the organization it acts on (default when absent). */
+export const ORGANIZATION_HEADER = 'x-organization-id'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -25,6 +32,8 @@ declare module 'fastify' {
      * caller's IP rate limit (guessing keys is rate limited too). Runs before the body is read or validated.
      */
     requireApiKey: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /** onRequest/preHandler after requireApiKey: refuses (403 admin_required) a key that is not an admin key. */
+    requireAdmin: (request: FastifyRequest) => Promise<void>
   }
   interface FastifyRequest {
     apiKey?: ApiKeyIdentity
@@ -34,12 +43,13 @@ declare module 'fastify' {
 const MESSAGE = 'Missing or invalid API key: send Authorization: Bearer <key>'
 
 export default fp(async function auth (fastify) {
-  const { config, apiKeys } = fastify
+  const { config, apiKeys, organizations } = fastify
   const configured = [
-    ...listOf(config.API_KEYS).map((k) => ({ digest: sha256(k), name: 'api_keys' })),
-    ...(config.LAGO_API_KEY !== undefined ? [{ digest: sha256(config.LAGO_API_KEY), name: 'lago_api_key' }] : [])
-  ].map(({ digest, name }): { digest: Buffer, identity: ApiKeyIdentity } =>
-    ({ digest, identity: { id: `config:${digest.subarray(0, 8).toString('hex')}`, name, source: 'config' } }))
+    ...config.ADMIN_API_KEYS.map((k) => ({ digest: sha256(k), name: 'admin_api_keys', admin: true })),
+    ...config.API_KEYS.map((k) => ({ digest: sha256(k), name: 'api_keys', admin: false })),
+    ...(config.LAGO_API_KEY !== undefined ? [{ digest: sha256(config.LAGO_API_KEY), name: 'lago_api_key', admin: false }] : [])
+  ].map(({ digest, name, admin }): { digest: Buffer, identity: ApiKeyIdentity } =>
+    ({ digest, identity: { id: `config:${digest.subarray(0, 8).toString('hex')}`, name, source: 'config', organizationId: DEFAULT_ORGANIZATION_ID, admin } }))
   const configuredDigests = configured.map((k) => k.digest)
   if (configured.length === 0) {
     fastify.log.info('API_KEYS and LAGO_API_KEY are both unset: the API and the admin webhooks accept only keys created with `npm run keys -- create <name>`')
@@ -54,10 +64,30 @@ export default fp(async function auth (fastify) {
     let identity: ApiKeyIdentity | null = match >= 0 ? configured[match].identity : null
     if (identity === null) {
       const stored = await apiKeys.findLive(digest)
-      if (stored !== null) identity = { id: `stored:${stored.id}`, name: stored.name, source: 'stored' }
+      if (stored !== null) identity = { id: `stored:${stored.id}`, name: stored.name, source: 'stored', organizationId: stored.organizationId, admin: false }
     }
     if (token === '' || identity === null) throw new UnauthorizedError(MESSAGE)
+    const named = request.headers[ORGANIZATION_HEADER]
+    const id = (Array.isArray(named) ? named[0] : named)?.trim() ?? ''
+    if (identity.admin) {
+      // An admin key acts on the organization it names; an unknown one is a 404 like any unknown resource.
+      if (id !== '') {
+        if (await organizations.get(id) === null) throw new OrganizationNotFoundError(id)
+        identity = { ...identity, organizationId: id }
+      }
+    } else if ((await organizations.get(identity.organizationId))?.status !== 'active') {
+      // A disabled organization's keys stop working; the answer is the same as for a wrong key.
+      throw new UnauthorizedError(MESSAGE)
+    } else if (id !== '' && id !== identity.organizationId) {
+      // Refused rather than ignored: a write meant for another organization must not land in the key's own.
+      throw new OtherOrganizationForbiddenError(identity.organizationId)
+    }
     request.apiKey = identity
+    request.organizationId = identity.organizationId
+  })
+
+  fastify.decorate('requireAdmin', async (request: FastifyRequest) => {
+    if (request.apiKey?.admin !== true) throw new AdminRequiredError()
   })
 
   const limitByIp = fastify.rateLimit()
@@ -69,4 +99,4 @@ export default fp(async function auth (fastify) {
       throw err
     }
   })
-}, { name: 'auth', dependencies: ['config', 'api-keys', 'rate-limit'] })
+}, { name: 'auth', dependencies: ['config', 'api-keys', 'rate-limit', 'organizations'] })

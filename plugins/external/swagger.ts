@@ -37,7 +37,7 @@ export default fp(async function openapi (fastify) {
             type: 'apiKey',
             in: 'header',
             name: 'webhook-signature',
-            description: 'A Standard Webhooks signature with WEBHOOK_SECRET, plus the webhook-id and webhook-timestamp headers'
+            description: 'A Standard Webhooks signature with WEBHOOK_SECRET (default organization) or an organization\'s webhook_secret (routes to it), plus the webhook-id and webhook-timestamp headers'
           }
         }
       },
@@ -49,6 +49,8 @@ export default fp(async function openapi (fastify) {
         { name: 'usage', description: 'Usage from the stored events, and the open period from Lago' },
         { name: 'ingestion', description: 'LiteLLM usage events in' },
         { name: 'forwarding', description: 'Forwarding of usage events to Lago' },
+        { name: 'lago-webhooks', description: 'Lago\'s outgoing webhooks: received, verified, acted on' },
+        { name: 'billing', description: 'Billing audit: what was forwarded against what Lago bills' },
         { name: 'health', description: 'Liveness, readiness and metrics' }
       ]
     },

@@ -7,6 +7,7 @@ import { RequestLog } from './request-log.js'
 import { registerControlRoutes } from './control.js'
 import { registerLagoRoutes, type LagoHandler } from './routes.js'
 import { LagoState } from './state.js'
+import { WebhookSender, type WebhookSenderOptions } from './webhooks.js'
 
 export interface LagoSimulatorOptions {
   /** The organization API key expected as Bearer token. Default "lago-simulator-key". */
@@ -25,6 +26,8 @@ export interface LagoSimulatorOptions {
   logger?: boolean
   /** Keep each request's events (as JSON text) in the request log, to compare resends. Off by default. */
   recordEventBodies?: boolean
+  /** Outgoing webhooks: HMAC key, jwt issuer, retry delays (default Lago's ~3 s and ~18 s). */
+  webhooks?: WebhookSenderOptions
 }
 
 /** Settings that can change while it runs (in-process or PUT /__simulator/settings). */
@@ -39,6 +42,7 @@ export interface LagoSimulatorApp {
   faults: FaultController
   requests: RequestLog
   settings: SimulatorSettings
+  webhooks: WebhookSender
 }
 
 declare module 'fastify' {
@@ -78,6 +82,8 @@ export function buildLagoSimulator (options: LagoSimulatorOptions = {}): LagoSim
   })
   const state = new LagoState({ strictEvents: options.strictEvents ?? false, maxBatchSize: options.maxBatchSize ?? 100 })
   const faults = new FaultController()
+  const webhooks = new WebhookSender(options.webhooks)
+  state.onWebhook = (type, objectType, object) => webhooks.emit(type, objectType, object)
   const requests = new RequestLog(options.requestLogLimit)
   const settings: SimulatorSettings = { apiKey: options.apiKey ?? 'lago-simulator-key', rateLimit: rateLimiterFrom(options.rateLimit) }
   const stalls = new Set<AbortController>()
@@ -148,7 +154,9 @@ export function buildLagoSimulator (options: LagoSimulatorOptions = {}): LagoSim
       }
     })
     api.addHook('preHandler', async (request, reply) => {
-      const fault = faults.take(request.method, request.routeOptions.url ?? request.url)
+      const transactionIds = eventsOf(request).flatMap((e) => typeof e === 'object' && e !== null && typeof (e as { transaction_id?: unknown }).transaction_id === 'string' ? [(e as { transaction_id: string }).transaction_id] : [])
+      if (options.recordEventBodies === true) for (const id of transactionIds) requests.received.add(id)
+      const fault = faults.take(request.method, request.routeOptions.url ?? request.url, transactionIds)
       request.simFault = fault
       if (fault === null) return
       switch (fault.type) {
@@ -173,7 +181,7 @@ export function buildLagoSimulator (options: LagoSimulatorOptions = {}): LagoSim
           return reply
         case 'delay':
           await sleep(fault.ms)
-          return
+          break
         default:
           // store_then_* act after processing (handle below).
       }
@@ -211,17 +219,25 @@ export function buildLagoSimulator (options: LagoSimulatorOptions = {}): LagoSim
       return reply.code(200).send(result)
     }
     registerLagoRoutes(api, state, handle)
+    api.get('/webhooks/json_public_key', handle(() => webhooks.publicKey()))
+    api.get('/webhooks/public_key', async (_request, reply) => reply.type('text/plain').send(webhooks.publicKeyText()))
+    api.post('/webhook_endpoints', handle((r) => webhooks.createEndpoint(r.body)))
+    api.get('/webhook_endpoints', handle((r) => webhooks.listEndpoints(r.query as Record<string, string>)))
+    api.get('/webhook_endpoints/:lago_id', handle((r) => webhooks.getEndpoint((r.params as { lago_id: string }).lago_id)))
+    api.put('/webhook_endpoints/:lago_id', handle((r) => webhooks.updateEndpoint((r.params as { lago_id: string }).lago_id, r.body)))
+    api.delete('/webhook_endpoints/:lago_id', handle((r) => webhooks.deleteEndpoint((r.params as { lago_id: string }).lago_id)))
   }, { prefix: '/api/v1' })
 
   app.get('/health', async () => ({ version: 'simulator', github_url: 'https://github.com/getlago/lago-api', message: 'Success' }))
 
   app.register(async (control) => {
-    registerControlRoutes(control, { state, faults, requests, settings, controlToken: options.controlToken })
+    registerControlRoutes(control, { state, faults, requests, settings, webhooks, controlToken: options.controlToken })
   }, { prefix: '/__simulator' })
 
   app.addHook('onClose', async () => {
+    webhooks.close()
     for (const stall of stalls) stall.abort()
   })
 
-  return { app, state, faults, requests, settings }
+  return { app, state, faults, requests, settings, webhooks }
 }

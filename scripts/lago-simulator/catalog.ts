@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { BillableMetricObject, ChargeModelEnum, ChargeObject, ChargeObjectProperties, PlanObject } from 'lago-javascript-client'
-import { Decimal } from '../../plugins/app/lago/decimal.js'
+import { Decimal } from './decimal.js'
 import { Errors } from './errors.js'
 import type { AggregationType, ChargeFilterRecord, ChargeRecord, MetricRecord, PlanRecord } from './model.js'
 import { isBlank, isObject, isoSeconds } from './util.js'

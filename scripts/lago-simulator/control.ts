@@ -4,12 +4,14 @@ import type { SimulatorSettings } from './app.js'
 import { rateLimiterFrom, type RateLimitSettings } from './rate-limit.js'
 import type { RequestLog } from './request-log.js'
 import type { ClosePeriodOptions, InvoicePatch, LagoState } from './state.js'
+import type { WebhookSender } from './webhooks.js'
 
 interface ControlContext {
   state: LagoState
   faults: FaultController
   requests: RequestLog
   settings: SimulatorSettings
+  webhooks: WebhookSender
   controlToken: string | undefined
 }
 
@@ -28,7 +30,7 @@ const badRequest = (reply: FastifyReply, message: string): FastifyReply => reply
  * Not behind the Lago key; behind `x-simulator-token` when a control token is set.
  */
 export function registerControlRoutes (control: FastifyInstance, ctx: ControlContext): void {
-  const { state, faults, requests, settings } = ctx
+  const { state, faults, requests, settings, webhooks } = ctx
 
   control.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     // Served PDFs stand for Lago's storage URLs, which need no key either.
@@ -135,6 +137,39 @@ export function registerControlRoutes (control: FastifyInstance, ctx: ControlCon
   control.delete('/faults/chaos', async () => {
     faults.chaos(null)
     return { ok: true }
+  })
+
+  /** Webhook endpoints, every delivery with its attempts, the organization's HMAC key and the jwt issuer. */
+  control.get('/webhooks', async () => ({
+    organization_id: webhooks.organizationId,
+    hmac_key: webhooks.hmacKey,
+    issuer: webhooks.issuer,
+    endpoints: webhooks.endpoints,
+    deliveries: webhooks.deliveries
+  }))
+  /** Lago's hourly events validation, now: an events.errors webhook when stored events cannot be billed. */
+  control.post('/webhooks/events-errors', async () => ({ events_errors: state.validateEvents() }))
+  /** A new signing key pair (jwt): receivers must fetch the public key again. */
+  control.post('/webhooks/rotate-key', async () => {
+    webhooks.rotateKey()
+    return { ok: true }
+  })
+  /** Body: {webhook_type, object_type, object}: sends any webhook (alerts, wallets…) to the subscribed endpoints. */
+  control.post('/webhooks/send', async (request, reply) => {
+    const body = (request.body ?? {}) as Body
+    if (typeof body.webhook_type !== 'string' || typeof body.object_type !== 'string' || typeof body.object !== 'object' || body.object === null) {
+      return badRequest(reply, 'webhook_type, object_type (strings) and object are required')
+    }
+    webhooks.emit(body.webhook_type, body.object_type, body.object)
+    return { ok: true }
+  })
+  /** Body: {hmac_key?, issuer?, retry_delays_ms?}. */
+  control.put('/webhooks/settings', async (request) => {
+    const body = (request.body ?? {}) as Body
+    if (typeof body.hmac_key === 'string' && body.hmac_key !== '') webhooks.hmacKey = body.hmac_key
+    if (typeof body.issuer === 'string' && body.issuer !== '') webhooks.issuer = body.issuer
+    if (Array.isArray(body.retry_delays_ms) && body.retry_delays_ms.every((n) => typeof n === 'number' && n >= 0)) webhooks.retryDelaysMs = body.retry_delays_ms as number[]
+    return { hmac_key_set: true, issuer: webhooks.issuer, retry_delays_ms: webhooks.retryDelaysMs }
   })
 
   /** Closes the subscription's billing period: a finalized invoice from its usage. Body: ClosePeriodOptions. */

@@ -51,6 +51,12 @@ export interface ChaosConfig {
   delayMs?: number
   stallMs?: number
   retryAfterSeconds?: number
+  /**
+   * At most this many failing faults (all but delay and rate limit) on the sends that carry a given event
+   * (by transaction_id): a send carrying an event that has met as many goes through. Bounds how many sends any
+   * event needs whatever the timing, so a test can set the client's retry budget from it.
+   */
+  maxFaultsPerEvent?: number
 }
 
 interface Rule { id: number, fault: Fault, route?: string, remaining: number, probability: number }
@@ -89,6 +95,8 @@ export class FaultController {
   private outageUntil = 0
   private outageMode: OutageMode = '503'
   private chaosConfig: (ChaosConfig & { random: () => number }) | null = null
+  /** Failing chaos faults met by each transaction_id (for maxFaultsPerEvent). */
+  private chaosFaultsMet = new Map<string, number>()
   /** How many times each fault type was applied (for assertions and the control API). */
   readonly applied: Record<string, number> = {}
   /** Set by the app: stops accepting connections for `ms` (refused connections). */
@@ -146,6 +154,7 @@ export class FaultController {
     const total = Object.values(config.probabilities).reduce((a, b) => a + (b ?? 0), 0)
     if (total > 1) throw new RangeError('chaos probabilities add up to more than 1')
     this.chaosConfig = { ...config, random: mulberry32(config.seed) }
+    this.chaosFaultsMet.clear()
   }
 
   remove (id: number): boolean {
@@ -178,8 +187,8 @@ export class FaultController {
     this.applied[type] = (this.applied[type] ?? 0) + 1
   }
 
-  /** The fault for this request, if any (consumed). */
-  take (method: string, route: string): Fault | null {
+  /** The fault for this request, if any (consumed); `transactionIds`: the events it carries, if any. */
+  take (method: string, route: string, transactionIds: string[] = []): Fault | null {
     if (Date.now() < this.outageUntil) {
       this.count(`outage_${this.outageMode}`)
       // While refusing, connections that were already open get dropped.
@@ -210,6 +219,13 @@ export class FaultController {
       for (const [probability, fault] of options) {
         if (probability === undefined || probability <= 0) continue
         if (draw < probability) {
+          if (fault.type !== 'delay' && fault.type !== 'rate_limit' && chaos.maxFaultsPerEvent !== undefined) {
+            if (transactionIds.some((id) => (this.chaosFaultsMet.get(id) ?? 0) >= chaos.maxFaultsPerEvent!)) {
+              this.count('chaos_spared')
+              return null
+            }
+            for (const id of transactionIds) this.chaosFaultsMet.set(id, (this.chaosFaultsMet.get(id) ?? 0) + 1)
+          }
           this.count(`chaos_${fault.type}`)
           return fault
         }

@@ -8,6 +8,8 @@ export type { ClosePeriodOptions, InvoicePatch, UnbilledEvent, UnbilledReason } 
 export { FaultController } from './faults.js'
 export { LagoState } from './state.js'
 export { RequestLog } from './request-log.js'
+export { WebhookSender } from './webhooks.js'
+export type { DeliveryRecord, WebhookEndpointRecord, WebhookSenderOptions } from './webhooks.js'
 export { buildLagoSimulator }
 
 /** A running simulator: the app and its state, faults and request log, plus where to reach it. */
@@ -33,6 +35,7 @@ export async function startLagoSimulator (options: StartOptions = {}): Promise<L
   const { port } = app.server.address() as AddressInfo
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   state.publicUrl = url
+  sim.webhooks.issuer ??= url
 
   // Refused connections: stop listening (and drop open keep-alive sockets), listen again on the same port.
   let refusal: NodeJS.Timeout | undefined

@@ -27,6 +27,9 @@ export interface LoggedRequest {
 export class RequestLog {
   private list: LoggedRequest[] = []
   private seq = 0
+  /** Transaction ids of events whose request reached the handler, before any delay or answer (only with
+   * recordEventBodies): a test can wait until a client's batch is surely in the simulator's hands. */
+  readonly received = new Set<string>()
 
   constructor (private readonly limit = 100_000) {}
 
@@ -49,5 +52,6 @@ export class RequestLog {
   clear (): void {
     this.list = []
     this.seq = 0
+    this.received.clear()
   }
 }

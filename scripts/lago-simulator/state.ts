@@ -3,7 +3,7 @@ import type {
   BillableMetricObject, CustomerChargeUsageObject, CustomerObjectExtended, CustomerUsageObject, Currency, EventObject,
   FeeObject, InvoiceObjectExtended, PlanObject, SubscriptionObject, SubscriptionObjectExtended
 } from 'lago-javascript-client'
-import { Decimal } from '../../plugins/app/lago/decimal.js'
+import { Decimal } from './decimal.js'
 import { buildCharge, buildMetric, PLAN_INTERVALS, serializeMetric, serializePlan } from './catalog.js'
 import { Errors, missingParam, notAllowed, notFound, validationFailure, type FieldErrors } from './errors.js'
 import type { ChargeRecord, CustomerRecord, EventRecord, MetricRecord, PlanRecord, SubscriptionRecord } from './model.js'
@@ -69,6 +69,10 @@ export class LagoState {
   readonly settings: StateSettings
   /** Where served files (invoice PDFs) live; set by the app once it listens. */
   publicUrl = 'http://127.0.0.1'
+  /** Lago's outgoing webhooks: set by the app to its sender. */
+  onWebhook: (webhookType: string, objectType: string, object: unknown) => void = () => {}
+  /** Events already reported by an events.errors webhook (Lago reports each once). */
+  private reportedErrors = new Set<EventRecord>()
 
   private customers = new Map<string, CustomerRecord>() // by lago_id
   private metrics = new Map<string, MetricRecord>() // by lago_id
@@ -96,6 +100,7 @@ export class LagoState {
     this.invoices = []
     this.customerSequence = 0
     this.invoiceSequence = 0
+    this.reportedErrors.clear()
   }
 
   // ---- events --------------------------------------------------------------------------------------------
@@ -134,7 +139,9 @@ export class LagoState {
     if (transactionId === null || transactionId === '') errors.add('transaction_id', 'value_is_mandatory')
     if (isBlank(input.code)) errors.add('code', 'value_is_mandatory')
     const ts = input.timestamp
-    if (ts !== undefined && ts !== null && !(typeof ts === 'number' ? Number.isFinite(ts) && ts >= 0 : typeof ts === 'string' && NUMERIC_TIMESTAMP.test(ts))) {
+    // Lago's contract (OpenAPI: oneOf integer, string): sub-second precision travels as a string ("1651240791.123");
+    // a JSON number with decimals is outside it.
+    if (ts !== undefined && ts !== null && !(typeof ts === 'number' ? Number.isSafeInteger(ts) && ts >= 0 : typeof ts === 'string' && NUMERIC_TIMESTAMP.test(ts))) {
       errors.add('timestamp', 'invalid_format')
     }
     const subscriptionId = strOrNull(input.external_subscription_id)
@@ -254,6 +261,28 @@ export class LagoState {
     return null
   }
 
+  /**
+   * Lago's hourly events validation (clock job, events.errors webhook): the events received since the last run
+   * whose code matches no billable metric (invalid_code) or that lack the metric's aggregation property
+   * (missing_aggregation_property). Like Lago, it says nothing about events sent to an unknown or inactive
+   * subscription, nor about timestamps outside the subscription: those are for the caller's own audit. Returns
+   * the object sent, or null when there was nothing to report (Lago sends nothing then).
+   */
+  validateEvents (): { invalid_code: string[], missing_aggregation_property: string[], invalid_filter_values: string[], missing_group_key: null } | null {
+    const report = { invalid_code: [] as string[], missing_aggregation_property: [] as string[], invalid_filter_values: [] as string[], missing_group_key: null }
+    for (const e of this.eventList) {
+      if (this.reportedErrors.has(e)) continue
+      const metric = this.metricByCode(e.code)
+      if (metric === undefined) report.invalid_code.push(e.transaction_id)
+      else if (lacksAggregationProperty(metric, e)) report.missing_aggregation_property.push(e.transaction_id)
+      else continue
+      this.reportedErrors.add(e)
+    }
+    if (report.invalid_code.length === 0 && report.missing_aggregation_property.length === 0) return null
+    this.onWebhook('events.errors', 'events_errors', report)
+    return report
+  }
+
   private coversTimestamp (s: SubscriptionRecord, ms: number): boolean {
     if (s.started_at === null) return false
     const end = s.terminated_at ?? s.canceled_at
@@ -285,6 +314,7 @@ export class LagoState {
     const externalId = String(input.external_id)
     const now = isoSeconds()
     let customer = this.customerByExternalId(externalId)
+    const created = customer === undefined
     if (customer === undefined) {
       const sequence = ++this.customerSequence
       customer = { lago_id: randomUUID(), sequential_id: sequence, slug: `SIM-${String(sequence).padStart(4, '0')}`, external_id: externalId, fields: {}, created_at: now, updated_at: now, deleted: false }
@@ -300,7 +330,9 @@ export class LagoState {
       customer.fields[key] = value
     }
     customer.updated_at = now
-    return { customer: this.serializeCustomer(customer) }
+    const serialized = this.serializeCustomer(customer)
+    this.onWebhook(created ? 'customer.created' : 'customer.updated', 'customer', serialized)
+    return { customer: serialized }
   }
 
   getCustomer (externalId: string): { customer: CustomerObjectExtended } {
@@ -333,10 +365,7 @@ export class LagoState {
     for (const s of this.subscriptions) {
       if (s.customer_lago_id !== customer.lago_id) continue
       if (s.status === 'active') this.terminate(s, true)
-      else if (s.status === 'pending') {
-        s.status = 'canceled'
-        s.canceled_at = isoSeconds()
-      }
+      else if (s.status === 'pending') this.cancel(s)
     }
     customer.deleted = true
     return { customer: this.serializeCustomer(customer) }
@@ -623,7 +652,20 @@ export class LagoState {
       }
     }
     this.subscriptions.push(record)
+    if (record.status === 'active') this.onWebhook('subscription.started', 'subscription', this.subscriptionWebhookObject(record))
     return { subscription: this.serializeSubscription(record) }
+  }
+
+  /** subscription.* webhooks carry the subscription with its customer and plan. */
+  private subscriptionWebhookObject (s: SubscriptionRecord): unknown {
+    const customer = this.customers.get(s.customer_lago_id)
+    return { ...this.serializeSubscription(s), customer: customer !== undefined ? this.serializeCustomer(customer) : null, plan: serializePlan(this.planOf(s), this.metricById) }
+  }
+
+  private cancel (s: SubscriptionRecord): void {
+    s.status = 'canceled'
+    s.canceled_at = isoSeconds()
+    this.onWebhook('subscription.canceled', 'subscription', this.subscriptionWebhookObject(s))
   }
 
   private upsertCustomerRecord (externalId: string): CustomerRecord {
@@ -672,8 +714,7 @@ export class LagoState {
   terminateSubscription (externalId: string, query: Query): { subscription: SubscriptionObject } {
     if (one(query, 'status') === 'pending') {
       const pending = this.findSubscription(externalId, 'pending')
-      pending.status = 'canceled'
-      pending.canceled_at = isoSeconds()
+      this.cancel(pending)
       return { subscription: this.serializeSubscription(pending) }
     }
     const s = this.activeSubscription(externalId)
@@ -688,11 +729,9 @@ export class LagoState {
     s.terminated_at = isoSeconds()
     s.next_plan_code = null
     s.downgrade_plan_date = null
+    this.onWebhook('subscription.terminated', 'subscription', this.subscriptionWebhookObject(s))
     for (const p of this.subscriptions) {
-      if (p.external_id === s.external_id && p.status === 'pending') {
-        p.status = 'canceled'
-        p.canceled_at = s.terminated_at
-      }
+      if (p.external_id === s.external_id && p.status === 'pending') this.cancel(p)
     }
   }
 
@@ -909,6 +948,7 @@ export class LagoState {
       applied_taxes: []
     }
     this.invoices.push({ object: invoice, customer_lago_id: customer.lago_id })
+    this.onWebhook('invoice.created', 'invoice', invoice)
     return invoice
   }
 
@@ -919,11 +959,15 @@ export class LagoState {
   /** Control: changes an invoice's status, payment status, issuing date or PDF URL. */
   updateInvoice (lagoId: string, patch: InvoicePatch): { invoice: InvoiceObjectExtended } {
     const { object } = this.requireInvoice(lagoId)
+    const paymentChanged = patch.payment_status !== undefined && patch.payment_status !== object.payment_status
+    const generated = patch.file_url != null && patch.file_url !== object.file_url
     if (patch.status !== undefined) object.status = patch.status
     if (patch.payment_status !== undefined) object.payment_status = patch.payment_status
     if (patch.issuing_date !== undefined) object.issuing_date = patch.issuing_date
     if (patch.file_url !== undefined) object.file_url = patch.file_url
     object.updated_at = isoSeconds()
+    if (paymentChanged) this.onWebhook('invoice.payment_status_updated', 'invoice', object)
+    if (generated) this.onWebhook('invoice.generated', 'invoice', object)
     return { invoice: object }
   }
 

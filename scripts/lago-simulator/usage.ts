@@ -1,5 +1,5 @@
 import type { ChargeObjectProperties } from 'lago-javascript-client'
-import { Decimal } from '../../plugins/app/lago/decimal.js'
+import { Decimal } from './decimal.js'
 import type { ChargeRecord, EventRecord, MetricRecord } from './model.js'
 
 // Lago's aggregation and charge models (app/services/billable_metrics/aggregations, charge_models), in exact

@@ -126,7 +126,7 @@ export function standardLoggingPayload (c: SimulatedCall): Record<string, unknow
       ? null
       : { id: c.responseId, object: 'chat.completion', model: `${c.spec.model}-2024-07-18`, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'COMPLETION-SECRET' } }], usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion } },
     model_parameters: { temperature: 0.2, max_tokens: 512 },
-    error_str: failed ? `litellm.RateLimitError: rate limited for prompt USER-PROMPT-SECRET` : null,
+    error_str: failed ? 'litellm.RateLimitError: rate limited for prompt USER-PROMPT-SECRET' : null,
     error_information: failed
       ? { error_code: c.spec.failure?.errorCode, error_class: c.spec.failure?.errorClass, llm_provider: c.spec.provider, traceback: 'Traceback ... USER-PROMPT-SECRET', error_message: 'rate limited' }
       : { error_code: '', error_class: '', llm_provider: '', traceback: '', error_message: '' }

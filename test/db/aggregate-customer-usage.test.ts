@@ -28,6 +28,6 @@ t.test('aggregate_customer_usage returns exact per-model sums, called as in the 
 
   // The seed README's query, verbatim (literal customer id).
   await app.inject({ method: 'POST', url: '/webhooks/litellm', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(seedEvent({ customer_id: 'customer-123', timestamp: now - 5 })) })
-  const seed = await db.query(`SELECT * FROM aggregate_customer_usage('customer-123', NOW() - INTERVAL '30 days', NOW());`)
+  const seed = await db.query('SELECT * FROM aggregate_customer_usage(\'customer-123\', NOW() - INTERVAL \'30 days\', NOW());')
   t.match(seed.rows, [{ model: 'gpt-4o', total_requests: '1', total_tokens: '250', total_cost_usd: '0.00375' }])
 })

@@ -1,6 +1,7 @@
 // Helpers for the deployment tests: read env files and resolve compose.yaml the way Compose does, either with the
 // real `docker-compose config` (when the binary is on PATH) or by parsing the YAML and interpolating ourselves.
 import { execFile } from 'node:child_process'
+import { realpathSync } from 'node:fs'
 import { mkdtemp, readFile, copyFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -9,7 +10,9 @@ import { parse } from 'yaml'
 
 const run = promisify(execFile)
 
-export const ROOT = path.resolve(import.meta.dirname, '..', '..')
+// The repository itself, also when the tests run transpiled from .tap/build (npm test), where package.json and
+// every other non-TypeScript file is a link into the repository: the deployment is made of the sources.
+export const ROOT = path.dirname(realpathSync(path.resolve(import.meta.dirname, '..', '..', 'package.json')))
 export const repoFile = (name: string): string => path.join(ROOT, name)
 
 export interface HealthCheck { test?: string[] | string, disable?: boolean }

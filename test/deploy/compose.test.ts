@@ -2,7 +2,7 @@
 // resolved file. With docker-compose on PATH (CI: .ci/install-deploy-tools) Compose itself resolves the file and
 // our own resolution must agree with it; without, the file is parsed and interpolated here.
 import { existsSync } from 'node:fs'
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
@@ -181,7 +181,7 @@ t.test('resource limits on the stateless services; the service drains before it 
     `stop_grace_period (${service.stop_grace_period ?? 'default 10s'}) exceeds SHUTDOWN_GRACE_MS (${SHUTDOWN_GRACE_MS} ms)`)
 })
 
-t.test('no secret is written in compose.yaml: each comes from the env file, the required ones with ${VAR:?}', async (t) => {
+t.test('no secret is written in compose.yaml: each comes from the env file, the required ones with a :? default', async (t) => {
   const raw = await readRawCompose()
   const text = await readFile(repoFile('compose.yaml'), 'utf8')
   for (const [name, s] of Object.entries(raw.services)) {
@@ -233,10 +233,11 @@ t.test('the service\'s environment is its configuration: ConfigSchema keys only,
   t.equal(parsed.NODE_ENV, 'production')
   t.equal(parsed.HOST, '0.0.0.0', 'listens on every interface of the container')
   t.equal(parsed.TRUST_PROXY, true, 'behind the proxy')
-  t.ok(parsed.WEBHOOK_SECRET !== undefined || parsed.WEBHOOK_TOKENS !== undefined, 'ingestion is authenticated')
-  t.ok((parsed.API_KEYS ?? '').split(',').includes(environment(all['lago-migrate']).LAGO_ORG_API_KEY), '/api accepts the Lago key')
+  t.ok(parsed.WEBHOOK_SECRET !== undefined || parsed.WEBHOOK_TOKENS.length > 0, 'ingestion is authenticated')
+  t.ok(parsed.API_KEYS.includes(environment(all['lago-migrate']).LAGO_ORG_API_KEY), '/api accepts the Lago key')
 
-  const own = new URL(parsed.DATABASE_URL)
+  t.ok(parsed.DATABASE_URL !== undefined, 'the stack sets DATABASE_URL explicitly (unset would mean an embedded PostgreSQL)')
+  const own = new URL(parsed.DATABASE_URL ?? 'postgres://unset')
   const lago = new URL(environment(all['lago-api']).DATABASE_URL)
   t.equal(own.host, 'postgres:5432', 'the service uses the stack\'s PostgreSQL server')
   t.equal(lago.host, own.host, 'the same server as Lago')
@@ -244,10 +245,27 @@ t.test('the service\'s environment is its configuration: ConfigSchema keys only,
   t.not(own.username, lago.username, 'nor Lago\'s role')
   t.equal(own.pathname, `/${environment(all['postgres-init']).SERVICE_DB_NAME}`, 'the database postgres-init creates')
   t.equal(own.username, environment(all['postgres-init']).SERVICE_DB_USER, 'owned by the role postgres-init creates')
-  t.equal(new URL(parsed.REDIS_URL).host, 'redis:6379')
+  t.equal(new URL(parsed.REDIS_URL ?? 'unset:').host, 'redis:6379', 'REDIS_URL set explicitly (unset means in-process): replicas share limits and cache')
   const lagoUrl = new URL(parsed.LAGO_API_URL)
   t.equal(lagoUrl.hostname, 'lago-api', 'Lago\'s API by its service name')
   t.ok(portMappings(all['lago-api']).some((p) => p.target === lagoUrl.port), 'on the port lago-api listens on')
   const healthcheck = all[SERVICE].healthcheck?.test
-  t.same(healthcheck, ['CMD', 'node', 'dist/scripts/healthcheck.js', '/health/ready'], 'ready = PostgreSQL and Redis reachable')
+  t.same(healthcheck, ['CMD', 'node', 'dist/scripts/healthcheck.js', '/health/ready'], 'ready = PostgreSQL reachable (Redis is optional)')
+})
+
+t.test('jwt webhooks: the service accepts Lago\'s own LAGO_API_URL as issuer, and LAGO_WEBHOOK_ISSUER from .env too', async (t) => {
+  const { file, env } = await generatedEnvFile(t)
+  const issuers = async (): Promise<{ accepted: string[], lago: string }> => {
+    const config = useDockerCompose ? await resolveWithDockerCompose(file) : await resolveByParsing(parseEnvFile(await readFile(file, 'utf8')))
+    return { accepted: loadConfig(environment(services(config)[SERVICE])).LAGO_WEBHOOK_ISSUER, lago: environment(services(config)['lago-api']).LAGO_API_URL }
+  }
+  t.equal(env.LAGO_WEBHOOK_ISSUER, '', '.env.example leaves it empty')
+  const plain = await issuers()
+  t.same(plain.accepted, [plain.lago], 'unset: the URL Lago signs with (its LAGO_API_URL)')
+
+  const text = await readFile(file, 'utf8')
+  t.match(text, /^LAGO_WEBHOOK_ISSUER=$/m)
+  await writeFile(file, text.replace(/^LAGO_WEBHOOK_ISSUER=$/m, 'LAGO_WEBHOOK_ISSUER=https://lago.example.com,https://old-lago.example.com'))
+  const set = await issuers()
+  t.same(set.accepted, [set.lago, 'https://lago.example.com', 'https://old-lago.example.com'], 'set in .env: honoured, with Lago\'s own URL kept')
 })

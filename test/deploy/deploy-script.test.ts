@@ -61,8 +61,10 @@ async function deploy (t: { teardown: (fn: () => unknown) => void }, options: { 
   // A copy of what deploy.sh touches, so the repository's own .env is never written.
   const repo = path.join(dir, 'repo')
   await mkdir(path.join(repo, 'scripts'), { recursive: true })
-  if (options.again === undefined) for (const f of ['compose.yaml', '.env.example', 'Caddyfile', 'Containerfile', 'scripts/deploy.sh', 'scripts/generate-keys.sh', 'scripts/create-service-database.sh']) {
-    await cp(repoFile(f), path.join(repo, f))
+  if (options.again === undefined) {
+    for (const f of ['compose.yaml', '.env.example', 'Caddyfile', 'Containerfile', 'scripts/deploy.sh', 'scripts/generate-keys.sh', 'scripts/create-service-database.sh']) {
+      await cp(repoFile(f), path.join(repo, f))
+    }
   }
   const fake = path.join(dir, 'fake')
   const bin = path.join(dir, 'bin')

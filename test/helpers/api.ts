@@ -50,7 +50,11 @@ export async function subscribedCustomer (api: ReturnType<typeof apiClient>, opt
   }
   expect(await api.post('/api/billing/metrics', { name: 'Tokens', code: 'ai_usage', aggregation_type: 'sum_agg', field_name: 'total_tokens' }), 201)
   expect(await api.post('/api/billing/plans', {
-    name: options.plan, code: options.plan, interval: 'monthly', amount_cents: options.amountCents ?? 0, amount_currency: 'USD',
+    name: options.plan,
+    code: options.plan,
+    interval: 'monthly',
+    amount_cents: options.amountCents ?? 0,
+    amount_currency: 'USD',
     charges: [{ billable_metric_id: 'ai_usage', charge_model: 'standard', properties: options.properties ?? { amount: '0.01' } }]
   }), 201)
   expect(await api.post('/api/customers', { external_id: options.customer, plan_code: options.plan }), 200)

@@ -1,33 +1,65 @@
 import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import pg from 'pg'
 import { Redis } from 'ioredis'
 import tap from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../app.js'
 import { loadConfig } from '../../plugins/external/config.js'
-import type { Config } from '../../schemas/config.js'
+import type { Config, Tuning } from '../../schemas/config.js'
+import { templateDatabase, testServerUrl } from '../setup/postgres.js'
 
 // tap runs TypeScript through tsx's --import hook, which @fastify/autoload does not detect by itself.
 process.env.FASTIFY_AUTOLOAD_TYPESCRIPT = '1'
 
-export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432'
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+// TEST_POSTGRES_URL, else the embedded server the run's `before` script started (nothing on 5432), else 5432.
+export const POSTGRES_URL = testServerUrl()
+/**
+ * TEST_REDIS_URL, else the local Redis if one answers, else none: the apps then run with REDIS_URL unset (rate
+ * limits and cache in-process), said once per run. With CI=true a missing Redis is a failure, not a fallback.
+ */
+export const REDIS_URL: string | undefined = process.env.TEST_REDIS_URL ?? await localRedis()
 
-type TestContext = { teardown: (fn: () => unknown) => void }
+async function localRedis (): Promise<string | undefined> {
+  const url = 'redis://127.0.0.1:6379'
+  const probe = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  probe.on('error', () => {})
+  const answers = await probe.connect().then(async () => await probe.ping() === 'PONG', () => false)
+  probe.disconnect()
+  if (answers) return url
+  if (process.env.CI === 'true') throw new Error(`CI=true: no Redis at ${url} and TEST_REDIS_URL is unset; CI tests the real Redis`)
+  // Once per tap run: the runner is every test file's parent.
+  try {
+    writeFileSync(path.join(os.tmpdir(), `lai-test-no-redis-${process.ppid}`), '', { flag: 'wx' })
+    process.stderr.write(`No Redis at ${url} (TEST_REDIS_URL unset): tests run with REDIS_URL unset, rate limits and cache in-process\n`)
+  } catch {}
+  return undefined
+}
+
+export type TestContext = { teardown: (fn: () => unknown) => void }
 
 let databaseUrl: Promise<string> | undefined
 
 /**
  * The fresh database of this test file (tap runs each file in its own process): created on first use, dropped
- * when the file's tests end. Migrations run when the first app starts, as in production.
+ * when the file's tests end. It is a copy of the run's migrated template (test/setup/postgres.ts); run outside
+ * tap (no template), it starts empty and migrations run when the first app starts, as in production.
  */
 export function testDatabaseUrl (): Promise<string> {
   databaseUrl ??= (async () => {
     const name = `lai_test_${process.pid}_${randomBytes(4).toString('hex')}`
     const admin = new pg.Client({ connectionString: `${POSTGRES_URL}/postgres` })
     await admin.connect()
-    await admin.query(`CREATE DATABASE ${name}`)
-    await admin.end()
+    try {
+      await admin.query(`CREATE DATABASE ${name} TEMPLATE ${templateDatabase()}`)
+    } catch (err) {
+      if ((err as { code?: string }).code !== '3D000') throw err
+      await admin.query(`CREATE DATABASE ${name}`)
+    } finally {
+      await admin.end()
+    }
     tap.teardown(async () => {
       const dropper = new pg.Client({ connectionString: `${POSTGRES_URL}/postgres` })
       await dropper.connect()
@@ -51,19 +83,19 @@ export async function testConfig (env: Record<string, string | undefined> = {}):
 }
 
 /** Builds the whole service as production does, closed when the calling test ends. */
-export async function build (t: TestContext, env: Record<string, string | undefined> = {}): Promise<FastifyInstance> {
+export async function build (t: TestContext, env: Record<string, string | undefined> = {}, tuning: Partial<Tuning> = {}): Promise<FastifyInstance> {
   const config = await testConfig(env)
-  const app = await buildApp(config)
+  const app = await buildApp(config, {}, tuning)
   t.teardown(async () => {
     await app.close()
-    await deleteRedisKeys(config.REDIS_KEY_PREFIX)
+    if (REDIS_URL !== undefined) await deleteRedisKeys(REDIS_URL, config.REDIS_KEY_PREFIX)
   })
   await app.ready()
   return app
 }
 
-async function deleteRedisKeys (prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+async function deleteRedisKeys (url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
   try {
     await redis.connect()
     const stream = redis.scanStream({ match: `${prefix}*`, count: 500 })
@@ -103,5 +135,12 @@ export function seedEvent (overrides: Record<string, unknown> = {}): Record<stri
   }
 }
 
-/** `node` arguments that run a TypeScript entry file of this repository from any working directory. */
-export const runTypeScript = (file: string): string[] => ['--import', import.meta.resolve('tsx'), file]
+// Under `npm test` this file is itself transpiled JavaScript (scripts/build-tests.ts) next to every other file.
+const transpiled = import.meta.url.endsWith('.js')
+/**
+ * `node` arguments that run an entry file of this repository (named by its .ts path) from any working directory:
+ * its transpiled .js twin under `npm test`, else the TypeScript through tsx.
+ */
+export const runTypeScript = (file: string): string[] => transpiled
+  ? ['--enable-source-maps', file.replace(/\.ts$/, '.js')]
+  : ['--import', import.meta.resolve('tsx'), file]

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type pg from 'pg'
 import type { LagoSimulator, StartOptions } from '../../scripts/lago-simulator/index.js'
+import type { Tuning } from '../../schemas/config.js'
 import { build } from './app.js'
 import { simulator } from './lago.js'
 
@@ -8,22 +9,27 @@ type TestContext = { teardown: (fn: () => unknown) => void }
 
 export const ADMIN_KEY = 'admin-key'
 
-/** Short timings so that retries, probes and polls happen within a test's patience. */
+/** Short timings so that retries, probes and polls happen within a test's patience: settings... */
 export const FAST_FORWARDING: Record<string, string> = {
-  FORWARDER_POLL_INTERVAL_MS: '50',
   RETRY_BASE_DELAY_MS: '20',
   RETRY_MAX_DELAY_MS: '200',
   LAGO_PROBE_INTERVAL_MS: '50',
-  LAGO_PROBE_MAX_INTERVAL_MS: '300',
   LAGO_TIMEOUT_MS: '1000',
-  FORWARDER_LEASE_MS: '5000',
-  UNMAPPED_RECHECK_INTERVAL_MS: '200'
+  FORWARDER_LEASE_MS: '5000'
+}
+
+/** ...and internal timings (buildApp's tuning). */
+export const FAST_TUNING: Partial<Tuning> = {
+  forwarderPollIntervalMs: 50,
+  lagoProbeMaxIntervalMs: 300,
+  unmappedRecheckIntervalMs: 200,
+  lagoWebhookPollIntervalMs: 50
 }
 
 /** A Lago simulator and the whole service forwarding to it. */
-export async function buildForwarding (t: TestContext, env: Record<string, string> = {}, simOptions: StartOptions = {}): Promise<{ app: FastifyInstance, sim: LagoSimulator }> {
+export async function buildForwarding (t: TestContext, env: Record<string, string> = {}, simOptions: StartOptions = {}, tuning: Partial<Tuning> = {}): Promise<{ app: FastifyInstance, sim: LagoSimulator }> {
   const sim = await simulator(t, { recordEventBodies: true, ...simOptions })
-  const app = await build(t, { LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey, API_KEYS: ADMIN_KEY, ...FAST_FORWARDING, ...env })
+  const app = await build(t, { LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey, API_KEYS: ADMIN_KEY, ...FAST_FORWARDING, ...env }, { ...FAST_TUNING, ...tuning })
   return { app, sim }
 }
 

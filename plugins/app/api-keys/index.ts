@@ -6,7 +6,7 @@ import { createApiKey, findLiveApiKey, type ApiKeyInfo } from './repository.js'
 /** What the service itself does with stored keys; `npm run keys` lists and revokes them through the repository. */
 export interface ApiKeys {
   /** The live key with this SHA-256 digest, or null. */
-  findLive: (digest: Buffer) => Promise<{ id: number, name: string } | null>
+  findLive: (digest: Buffer) => Promise<{ id: number, name: string, organizationId: string } | null>
   /** Stores a new key under `name`; the key is returned this once. */
   create: (name: string) => Promise<{ key: string, info: ApiKeyInfo }>
 }

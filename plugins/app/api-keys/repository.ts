@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import type { Kysely } from 'kysely'
-import type { Database } from '../../../db/database.js'
+import { sql, type Kysely } from 'kysely'
+import { DEFAULT_ORGANIZATION_ID, type Database } from '../../../db/database.js'
 import { sha256 } from '../webhook-auth.js'
 
 /** Keys start with this, so that a leaked one is recognisable (secret scanners, logs). */
@@ -22,24 +22,43 @@ function generateApiKey (): string {
 }
 
 /** Stores a new key under `name` (unique among live keys) and returns it: the only time it is ever shown. */
-export async function createApiKey (db: Kysely<Database>, name: string): Promise<{ key: string, info: ApiKeyInfo }> {
+export async function createApiKey (db: Kysely<Database>, name: string, organizationId = DEFAULT_ORGANIZATION_ID): Promise<{ key: string, info: ApiKeyInfo }> {
   const key = generateApiKey()
   const row = await db.insertInto('api_keys')
-    .values({ name, key_prefix: key.slice(0, SHOWN_PREFIX_LENGTH), key_hash: sha256(key) })
+    .values({ organization_id: organizationId, name, key_prefix: key.slice(0, SHOWN_PREFIX_LENGTH), key_hash: sha256(key) })
     .returning(['id', 'name', 'key_prefix', 'created_at', 'revoked_at'])
     .executeTakeFirstOrThrow()
   return { key, info: toInfo(row) }
 }
 
-export async function listApiKeys (db: Kysely<Database>): Promise<ApiKeyInfo[]> {
-  const rows = await db.selectFrom('api_keys').select(['id', 'name', 'key_prefix', 'created_at', 'revoked_at']).orderBy('id').execute()
+/** One organization's stored keys, live and revoked, by id: never the keys themselves. */
+export async function listApiKeys (db: Kysely<Database>, organizationId: string): Promise<ApiKeyInfo[]> {
+  const rows = await db.selectFrom('api_keys').select(['id', 'name', 'key_prefix', 'created_at', 'revoked_at'])
+    .where('organization_id', '=', organizationId).orderBy('id').execute()
   return rows.map(toInfo)
 }
 
-/** Revokes the live key with this id (digits) or name; null when there is none. */
-export async function revokeApiKey (db: Kysely<Database>, idOrName: string): Promise<ApiKeyInfo | null> {
+/**
+ * Revokes one of the organization's keys by id (a revoked one keeps its first revocation time); undefined when the
+ * organization has no such key. Keys are looked up in the table on every request: it is refused from the next one.
+ */
+export async function revokeOrganizationApiKey (db: Kysely<Database>, organizationId: string, id: number): Promise<ApiKeyInfo | undefined> {
+  const row = await db.updateTable('api_keys')
+    .set({ revoked_at: sql<Date>`coalesce(revoked_at, now())` as unknown as Date })
+    .where('organization_id', '=', organizationId).where('id', '=', id)
+    .returning(['id', 'name', 'key_prefix', 'created_at', 'revoked_at'])
+    .executeTakeFirst()
+  return row !== undefined ? toInfo(row) : undefined
+}
+
+/**
+ * Revokes one organization's live key with this id (digits) or name (names are unique per organization); null when
+ * it has none.
+ */
+export async function revokeApiKey (db: Kysely<Database>, organizationId: string, idOrName: string): Promise<ApiKeyInfo | null> {
   const row = await db.updateTable('api_keys')
     .set({ revoked_at: new Date() })
+    .where('organization_id', '=', organizationId)
     .where('revoked_at', 'is', null)
     .where((eb) => /^\d+$/.test(idOrName) ? eb('id', '=', Number(idOrName)) : eb('name', '=', idOrName))
     .returning(['id', 'name', 'key_prefix', 'created_at', 'revoked_at'])
@@ -48,8 +67,8 @@ export async function revokeApiKey (db: Kysely<Database>, idOrName: string): Pro
 }
 
 /** The live key whose SHA-256 this is. A lookup by digest reveals nothing about the key through its timing. */
-export async function findLiveApiKey (db: Kysely<Database>, digest: Buffer): Promise<{ id: number, name: string } | null> {
-  const row = await db.selectFrom('api_keys').select(['id', 'name'])
+export async function findLiveApiKey (db: Kysely<Database>, digest: Buffer): Promise<{ id: number, name: string, organizationId: string } | null> {
+  const row = await db.selectFrom('api_keys').select(['id', 'name', 'organization_id as organizationId'])
     .where('key_hash', '=', digest).where('revoked_at', 'is', null).executeTakeFirst()
   return row ?? null
 }

@@ -1,9 +1,10 @@
 import type { Kysely } from 'kysely'
-import type { Database } from '../../../db/database.js'
+import { DEFAULT_ORGANIZATION_ID, type Database } from '../../../db/database.js'
 import type { LagoClient } from '../lago/client.js'
 import type { CustomerInput, CustomerObjectExtended, SubscriptionObject } from '../lago/types.js'
 import { orNotFound } from '../lago/http-errors.js'
-import { knownSubscription, lockCustomer, rememberSubscription, subscriptionStart } from '../subscriptions/resolver.js'
+import { claimProvisioning, recordProvisioned, releaseProvisioning, subscriptionStart } from '../subscriptions/resolver.js'
+import { forgetCustomer, forgetPlanSubscriptions, knownSubscription, rememberCustomer } from '../../../db/customers.js'
 import { CustomerNotFoundError, PlanNotFoundError } from '../../../schemas/errors.js'
 import type { CustomerBody, CustomerCreateBody, CustomerListBody, CustomerUpdateBody } from '../../../schemas/customers.js'
 import type { LagoReadCache } from './cache.js'
@@ -11,12 +12,16 @@ import { currentSubscription, toCustomerSummary, toPageMeta, toSubscription } fr
 
 export interface CustomerServiceOptions {
   db: Kysely<Database>
+  /** The organization whose customers these are (its Lago is `lago`); default when unset. */
+  organizationId?: string
   lago: LagoClient
   cache: LagoReadCache
   /** Sends the usage events that were waiting for these customers' subscription. */
   releaseUnmapped: (customerIds: string[]) => Promise<number>
   /** Throws PlanNotFoundError unless the plan exists. */
   requirePlan: (code: string) => Promise<unknown>
+  /** How long a provisioning claim lasts (see claimProvisioning). */
+  claimTtlMs: number
 }
 
 type CustomerFields = Omit<CustomerCreateBody, 'external_id' | 'plan_code'>
@@ -35,9 +40,11 @@ function lagoCustomerInput (id: string, { currency, ...fields }: CustomerFields)
  */
 export class CustomerService {
   readonly #o: CustomerServiceOptions
+  readonly #org: string
 
   constructor (options: CustomerServiceOptions) {
     this.#o = options
+    this.#org = options.organizationId ?? DEFAULT_ORGANIZATION_ID
   }
 
   /** Creates the customer or updates the fields sent; with plan_code, subscribes it (or changes its plan). */
@@ -62,7 +69,7 @@ export class CustomerService {
   async get (id: string): Promise<CustomerBody> {
     return await this.#o.cache.item('customer', id, async () => {
       const [customer, subscriptions] = await Promise.all([this.#lagoCustomer(id), this.#liveSubscriptions(id)])
-      const known = await knownSubscription(this.#o.db, id)
+      const known = await knownSubscription(this.#o.db, id, this.#org)
       const current = currentSubscription(subscriptions, known)
       return { ...toCustomerSummary(customer), subscription: current !== null ? toSubscription(current) : null }
     })
@@ -81,7 +88,7 @@ export class CustomerService {
    */
   async remove (id: string): Promise<CustomerBody> {
     const customer = await orNotFound(this.#o.lago.deleteCustomer(id), () => new CustomerNotFoundError(id))
-    await this.#o.db.deleteFrom('customers').where('external_id', '=', id).execute()
+    await forgetCustomer(this.#o.db, id, this.#org)
     await this.#invalidate([id])
     return { ...toCustomerSummary(customer), subscription: null }
   }
@@ -93,10 +100,7 @@ export class CustomerService {
 
   /** Forgets which subscription these customers' usage goes to (their subscriptions were terminated). */
   async forgetSubscriptions (planCode: string): Promise<void> {
-    const rows = await this.#o.db.updateTable('customers')
-      .set({ subscription_external_id: null, plan_code: null, updated_at: new Date() })
-      .where('plan_code', '=', planCode).returning('external_id').execute()
-    await this.#invalidate(rows.map((r) => r.external_id))
+    await this.#invalidate(await forgetPlanSubscriptions(this.#o.db, planCode, this.#org))
   }
 
   async #afterWrite (written: CustomerObjectExtended, planCode: string | undefined): Promise<CustomerBody> {
@@ -108,12 +112,9 @@ export class CustomerService {
       // A first subscription sets the customer's currency.
       customer = await this.#lagoCustomer(id)
     } else {
-      subscription = currentSubscription(await this.#liveSubscriptions(id), await knownSubscription(this.#o.db, id))
+      subscription = currentSubscription(await this.#liveSubscriptions(id), await knownSubscription(this.#o.db, id, this.#org))
     }
-    await this.#o.db.insertInto('customers')
-      .values({ external_id: id, lago_id: customer.lago_id, name: customer.name ?? null, email: customer.email ?? null, provisioned_by: 'api' })
-      .onConflict((oc) => oc.column('external_id').doUpdateSet({ lago_id: customer.lago_id, name: customer.name ?? null, email: customer.email ?? null, updated_at: new Date() }))
-      .execute()
+    await rememberCustomer(this.#o.db, { externalId: id, lagoId: customer.lago_id, name: customer.name ?? null, email: customer.email ?? null }, 'api', this.#org)
     await this.#invalidate([id])
     if (planCode !== undefined) await this.#o.releaseUnmapped([id])
     return { ...toCustomerSummary(customer), subscription: subscription !== null ? toSubscription(subscription) : null }
@@ -121,24 +122,27 @@ export class CustomerService {
 
   /**
    * Subscribes the customer to the plan, or changes the plan of its subscription (Lago: the same external_id with
-   * another plan_code), under the lock the forwarder takes to auto-provision the same customer, so that the two
-   * never race into two plans.
+   * another plan_code), under the provisioning claim the forwarder takes to auto-provision the same customer, so
+   * that the two never race into two plans. No transaction is open during the Lago calls.
    */
   async #subscribe (id: string, planCode: string): Promise<SubscriptionObject> {
-    return await this.#o.db.transaction().execute(async (trx) => {
-      await lockCustomer(trx, id)
-      const existing = await knownSubscription(trx, id) ?? currentSubscription(await this.#liveSubscriptions(id), null)?.external_id ?? null
+    const { db } = this.#o
+    const claim = await claimProvisioning(db, id, 'api', this.#o.claimTtlMs, this.#org)
+    try {
+      const existing = await knownSubscription(db, id, this.#org) ?? currentSubscription(await this.#liveSubscriptions(id), null)?.external_id ?? null
       // A first subscription starts early enough to bill the usage events that were waiting for it.
-      const startsAt = existing === null ? await subscriptionStart(trx, id) : null
+      const startsAt = existing === null ? await subscriptionStart(db, id, Date.now(), this.#org) : null
       const subscription = await orNotFound(this.#o.lago.createSubscription({
         external_customer_id: id,
         plan_code: planCode,
         external_id: existing ?? id,
         ...(startsAt !== null ? { subscription_at: startsAt.toISOString() } : {})
       }), () => new PlanNotFoundError(planCode))
-      await rememberSubscription(trx, id, subscription.external_id, subscription.plan_code, 'api')
+      await recordProvisioned(db, claim, subscription.external_id, subscription.plan_code, 'api')
       return subscription
-    })
+    } finally {
+      await releaseProvisioning(db, claim)
+    }
   }
 
   async #lagoCustomer (id: string): Promise<CustomerObjectExtended> {

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Database, LagoEventBody } from '../../../db/database.js'
+import type { Database } from '../../../db/database.js'
 import type { CallOptions, LagoAttempt } from '../lago/client.js'
 import { LagoApiError, classifyLagoError } from '../lago/errors.js'
+import { databaseUnavailable } from '../../../db/errors.js'
 import type { EventInputObject } from '../lago/types.js'
 import { retryDelay, type BackoffPolicy } from './backoff.js'
+import { OrganizationLanes, type PauseReason } from './lanes.js'
 import {
   claimDueEvents, freezeBodies, markDead, markForwarded, markUnmapped, recordDeliveryAttempt, release,
-  releaseAllClaimedBy, scheduleRetry, type ClaimedEvent, type DeliveryError
+  releaseAllClaimedBy, releasePausedNow, scheduleRetry, type ClaimedEvent, type DeliveryError
 } from './repository.js'
 
 /** What the forwarder needs from Lago: the batch endpoint and a cheap authenticated call to probe with. */
@@ -17,15 +19,23 @@ export interface LagoEventsApi {
   getBillableMetric: (code: string, options?: CallOptions) => Promise<unknown>
 }
 
-/** Where the usage events of a set of customers go: their subscription, or why there is none yet. */
-export type SubscriptionResolver = (customerIds: string[]) => Promise<Map<string, { subscription: string } | { unmapped: string }>>
+/** Where the usage events of a set of an organization's customers go: their subscription, or why there is none yet. */
+export type SubscriptionResolver = (organization: string, customerIds: string[]) => Promise<Map<string, { subscription: string } | { unmapped: string }>>
+
+export type SettledOutcome = 'forwarded' | 'duplicate' | 'dead' | 'retry' | 'released'
 
 export interface ForwarderOptions {
   db: Kysely<Database>
-  lago: LagoEventsApi
+  /** The organizations to forward for: the active ones (a disabled organization's events wait). */
+  organizations: () => Promise<string[]>
+  /** Re-read the organizations at least this often (a 'changed' notification re-reads them at once). */
+  organizationsRefreshMs?: number
+  /** The organization's Lago client. */
+  lagoFor: (organization: string) => Promise<LagoEventsApi>
   resolveSubscriptions: SubscriptionResolver
   log: FastifyBaseLogger
-  metricCode: string
+  /** The organization's billable metric code (frozen into each event's body). */
+  metricCodeFor: (organization: string) => Promise<string>
   batchSize: number
   concurrency: number
   pollIntervalMs: number
@@ -34,11 +44,13 @@ export interface ForwarderOptions {
   retry: BackoffPolicy
   /** Backoff between probes while Lago is down or refuses the key. */
   probe: BackoffPolicy
+  /** Called with the events Lago accepted (to flag those it can never bill). */
+  afterForwarded?: (organization: string, eventIds: number[]) => Promise<unknown>
   /** Called for every send's outcome (metrics). */
-  onSettled?: (outcome: 'forwarded' | 'duplicate' | 'dead' | 'retry' | 'released', count: number) => void
+  onSettled?: (organization: string, outcome: SettledOutcome, count: number) => void
 }
 
-export type ForwarderStatus = 'running' | 'lago_unavailable' | 'rate_limited' | 'unauthorized' | 'stopped'
+export type ForwarderStatus = 'running' | PauseReason | 'stopped'
 
 export interface ForwarderState {
   status: ForwarderStatus
@@ -48,31 +60,36 @@ export interface ForwarderState {
   last_error: string | null
 }
 
-interface Pause { status: Exclude<ForwarderStatus, 'running' | 'stopped'>, until: number, failures: number }
+/** What a batch is sent with: its organization, that organization's Lago client and metric code. */
+interface Lane { organization: string, lago: LagoEventsApi, metricCode: string }
 
 /**
- * Sends stored usage events to Lago, batch by batch, each event exactly once in effect:
+ * Sends stored usage events to Lago, batch by batch, each event exactly once in effect, each organization's
+ * events to its own Lago organization:
  * - events are claimed with FOR UPDATE SKIP LOCKED and a lease, so replicas never send the same event at once,
  *   and a dead replica's events are claimed again when the lease runs out;
  * - an event's body is frozen at its first send, so a resend after a lost reply is byte-identical and Lago
  *   answers value_already_exist, which counts as delivered;
- * - Lago down (timeouts, refused connections, 5xx that a probe confirms), rate limited or refusing the key pauses
- *   all workers; one probe per interval decides when to resume, and no event's attempts are spent meanwhile;
+ * - organizations take turns, one batch each (OrganizationLanes): one organization's backlog delays another's
+ *   new events by at most one batch per worker;
+ * - an organization's Lago down (timeouts, refused connections, 5xx that a probe confirms), rate limiting or
+ *   refusing its key pauses that organization only; one probe per interval decides when it resumes, no event's
+ *   attempts are spent meanwhile, and the other organizations keep forwarding;
  * - an event Lago rejects (per-index 4xx in an atomic batch) is dead-lettered alone, the rest is resent.
  */
 export class Forwarder {
   readonly worker = `${process.pid}-${randomUUID().slice(0, 8)}`
   readonly #o: ForwarderOptions
-  #pause: Pause | null = null
-  #probing: Promise<void> | null = null
+  readonly #lanes: OrganizationLanes
   #stopping = false
   #workers: Array<Promise<void>> = []
   #wakers = new Set<() => void>()
-  #since = new Date()
-  #lastError: string | null = null
+  #organizationsReadAt = Number.NEGATIVE_INFINITY
+  #reading: Promise<void> | null = null
 
   constructor (options: ForwarderOptions) {
     this.#o = options
+    this.#lanes = new OrganizationLanes(options.probe)
   }
 
   start (): void {
@@ -81,9 +98,26 @@ export class Forwarder {
     for (let i = 0; i < this.#o.concurrency; i++) this.#workers.push(this.#work())
   }
 
-  /** New events were stored: idle workers look at once instead of waiting for the next poll. */
-  wake (): void {
+  /** New events were stored (for this organization, or any): idle workers look at once instead of waiting. */
+  wake (organization?: string): void {
+    this.#lanes.wake(organization)
     for (const wake of this.#wakers) wake()
+  }
+
+  /**
+   * An organization was created, changed (its Lago key rotated, say), enabled or disabled: the list is read again,
+   * and a paused organization that changed is tried again at once.
+   */
+  async organizationChanged (organization?: string): Promise<void> {
+    await this.#reading?.catch(() => {}) // a read that started before the change may miss it
+    this.#organizationsReadAt = Number.NEGATIVE_INFINITY
+    await this.#readOrganizations()
+    if (organization !== undefined && this.#lanes.resume(organization)) {
+      // Its events were given back until the end of the pause: due now.
+      await releasePausedNow(this.#o.db, organization)
+      this.#o.log.info({ organization }, 'organization changed: its forwarding resumes (tried again at once)')
+    }
+    this.wake(organization)
   }
 
   /** Lets in-flight batches finish, then gives back anything still claimed so another replica can send it. */
@@ -97,108 +131,143 @@ export class Forwarder {
     })
   }
 
-  state (): ForwarderState {
-    const pause = this.#pause
-    return {
-      status: this.#stopping ? 'stopped' : pause?.status ?? 'running',
-      since: this.#since.toISOString(),
-      next_probe_at: pause !== null ? new Date(pause.until).toISOString() : null,
-      last_error: this.#lastError
-    }
+  /** The organizations this forwarder serves (the active ones, as last read). */
+  get organizations (): readonly string[] {
+    return this.#lanes.organizations
+  }
+
+  /** One organization's forwarding; null for an organization it does not serve (disabled, unknown). */
+  state (organization: string): ForwarderState | null {
+    const lane = this.#lanes.state(organization)
+    if (lane === null) return null
+    return this.#stopping ? { ...lane, status: 'stopped' } : lane
+  }
+
+  async #readOrganizations (): Promise<void> {
+    const refreshMs = this.#o.organizationsRefreshMs ?? 5000
+    if (Date.now() - this.#organizationsReadAt < refreshMs) return
+    this.#reading ??= (async () => {
+      try {
+        this.#lanes.setOrganizations(await this.#o.organizations())
+        this.#organizationsReadAt = Date.now()
+      } finally {
+        this.#reading = null
+      }
+    })()
+    await this.#reading
   }
 
   async #work (): Promise<void> {
+    // Consecutive cycles PostgreSQL failed: the wait before the next grows with them.
+    let databaseFailures = 0
     while (!this.#stopping) {
+      let probing: string | null = null
       try {
-        if (this.#pause !== null) {
-          await this.#waitOutPause()
+        await this.#readOrganizations()
+        const turn = this.#lanes.next(this.#o.pollIntervalMs)
+        if ('waitMs' in turn) {
+          await this.#sleep(Math.max(1, turn.waitMs), true)
           continue
         }
-        const batch = await claimDueEvents(this.#o.db, { worker: this.worker, limit: this.#o.batchSize, leaseMs: this.#o.leaseMs, metricCode: this.#o.metricCode })
+        const { organization } = turn
+        if (turn.kind === 'probe') {
+          probing = organization
+          await this.#probe(organization)
+          continue
+        }
+        const lane = await this.#lane(organization)
+        if (lane === null) continue
+        const batch = await claimDueEvents(this.#o.db, { organization, worker: this.worker, limit: this.#o.batchSize, leaseMs: this.#o.leaseMs, metricCode: lane.metricCode })
         if (batch.length === 0) {
-          await this.#sleep(this.#o.pollIntervalMs, true)
+          this.#lanes.idle(organization, this.#o.pollIntervalMs, turn.wakes)
           continue
         }
-        // Another worker may have paused forwarding while this one was claiming.
-        if (this.#pause !== null) {
-          this.#settled('released', await release(this.#o.db, batch, this.#pauseRemaining()))
+        // Another worker may have paused this organization while this one was claiming.
+        if (this.#lanes.isPaused(organization)) {
+          this.#settled(organization, 'released', await release(this.#o.db, batch, this.#lanes.pauseRemaining(organization)))
           continue
         }
-        await this.#deliver(batch)
+        await this.#deliver(lane, batch)
+        databaseFailures = 0
       } catch (err) {
+        if (probing !== null) this.#lanes.probeAbandoned(probing)
         // PostgreSQL trouble or a bug: claimed events keep their lease and come back when it expires.
-        this.#lastError = err instanceof Error ? err.message : String(err)
+        if (databaseUnavailable(err)) {
+          // An outage is logged once by the connection layer; retried with jittered backoff, capped at 5 s, so
+          // that forwarding resumes within seconds of PostgreSQL's return.
+          databaseFailures++
+          const ceiling = Math.min(5000, this.#o.pollIntervalMs * 2 ** Math.min(databaseFailures, 10))
+          await this.#sleep(ceiling / 2 + Math.random() * ceiling / 2, false)
+          continue
+        }
+        databaseFailures = 0
         this.#o.log.error({ err }, 'forwarder cycle failed; retrying shortly')
         await this.#sleep(Math.min(this.#o.pollIntervalMs * 5, 5000), false)
       }
     }
   }
 
-  async #waitOutPause (): Promise<void> {
-    const pause = this.#pause
-    if (pause === null) return
-    const wait = pause.until - Date.now()
-    if (wait > 0) {
-      await this.#sleep(wait, false)
-      return
+  /**
+   * The organization's Lago client and metric code. Without a usable client (no key, a key that cannot be
+   * read) the organization is paused as unauthorized: its events wait, nothing is dead-lettered.
+   */
+  async #lane (organization: string): Promise<Lane | null> {
+    try {
+      const [lago, metricCode] = await Promise.all([this.#o.lagoFor(organization), this.#o.metricCodeFor(organization)])
+      return { organization, lago, metricCode }
+    } catch (err) {
+      if (databaseUnavailable(err)) throw err
+      // No usable key (unset, or stored but unreadable): nothing can be sent until an operator fixes it.
+      this.#pauseFor(organization, err, 'unauthorized')
+      return null
     }
-    // One probe for all workers.
-    this.#probing ??= this.#probe(pause).finally(() => { this.#probing = null })
-    await this.#probing
   }
 
-  async #probe (pause: Pause): Promise<void> {
+  async #probe (organization: string): Promise<void> {
+    const lane = await this.#lane(organization)
+    if (lane === null) return
     try {
-      await this.#o.lago.getBillableMetric(this.#o.metricCode, this.#observe('probe'))
-      this.#resume()
+      await lane.lago.getBillableMetric(lane.metricCode, this.#observe(organization, 'probe'))
+      this.#resume(organization)
     } catch (err) {
       if (err instanceof LagoApiError && err.status === 404) {
-        this.#resume() // Lago answers and accepts the key; the metric is bootstrap's business
+        this.#resume(organization) // Lago answers and accepts the key; the metric is bootstrap's business
         return
       }
-      this.#pauseFor(err, pause.failures + 1)
+      this.#pauseFor(organization, err)
     }
   }
 
-  #pauseRemaining (): number {
-    return this.#pause === null ? 0 : Math.max(0, this.#pause.until - Date.now())
+  #resume (organization: string): void {
+    const state = this.#lanes.state(organization)
+    if (this.#lanes.resume(organization)) this.#o.log.info({ organization, after: state?.status }, 'the organization\'s Lago is reachable again: its forwarding resumes')
+    this.wake(organization)
   }
 
-  #resume (): void {
-    if (this.#pause !== null) this.#o.log.info({ after: this.#pause.status }, 'Lago is reachable again: forwarding resumes')
-    this.#pause = null
-    this.#since = new Date()
-    this.wake()
-  }
-
-  /** Pauses every worker: how long depends on why (Retry-After when Lago gave one). */
-  #pauseFor (err: unknown, failures: number): void {
-    const status: Pause['status'] = classifyLagoError(err) === 'credentials'
+  /** Pauses the organization's workers: how long depends on why (Retry-After when Lago gave one). */
+  #pauseFor (organization: string, err: unknown, why?: PauseReason): void {
+    const reason: PauseReason = why ?? (classifyLagoError(err) === 'credentials'
       ? 'unauthorized'
-      : err instanceof LagoApiError && err.status === 429 ? 'rate_limited' : 'lago_unavailable'
+      : err instanceof LagoApiError && err.status === 429 ? 'rate_limited' : 'lago_unavailable')
     const retryAfter = err instanceof LagoApiError ? err.retryAfterMs : null
-    const delay = Math.max(this.#o.probe.baseMs, retryDelay(failures, this.#o.probe, retryAfter))
     const message = err instanceof Error ? err.message : String(err)
-    if (this.#pause?.status !== status) {
-      const log = status === 'unauthorized' ? this.#o.log.error.bind(this.#o.log) : this.#o.log.warn.bind(this.#o.log)
-      log({ err, status }, status === 'unauthorized'
-        ? 'Lago refuses the API key (LAGO_API_KEY): forwarding is paused until it is accepted; nothing is dead-lettered'
-        : `forwarding paused (${status}); events wait, no attempts are spent`)
-      this.#since = new Date()
+    if (this.#lanes.pause(organization, reason, message, retryAfter)) {
+      const log = reason === 'unauthorized' ? this.#o.log.error.bind(this.#o.log) : this.#o.log.warn.bind(this.#o.log)
+      log({ err, organization, status: reason }, reason === 'unauthorized'
+        ? 'Lago refuses the organization\'s API key: its forwarding is paused until the key is accepted; nothing is dead-lettered'
+        : `the organization's forwarding is paused (${reason}); its events wait, no attempts are spent; other organizations go on`)
     }
-    this.#lastError = message
-    this.#pause = { status, until: Date.now() + delay, failures }
   }
 
-  async #deliver (batch: ClaimedEvent[]): Promise<void> {
+  async #deliver (lane: Lane, batch: ClaimedEvent[]): Promise<void> {
     const ready = batch.filter((e) => e.body !== null)
     const unresolved = batch.filter((e) => e.body === null)
     if (unresolved.length > 0) {
       let resolved: Awaited<ReturnType<SubscriptionResolver>>
       try {
-        resolved = await this.#o.resolveSubscriptions([...new Set(unresolved.map((e) => e.customerExternalId))])
+        resolved = await this.#o.resolveSubscriptions(lane.organization, [...new Set(unresolved.map((e) => e.customerExternalId))])
       } catch (err) {
-        await this.#handleUnreachable(err, batch)
+        await this.#handleUnreachable(lane, err, batch)
         return
       }
       const subscriptionOf = new Map<number, string>()
@@ -209,20 +278,19 @@ export class Forwarder {
         else unmapped.push({ ...e, reason: r?.unmapped ?? 'no Lago subscription' })
       }
       await markUnmapped(this.#o.db, unmapped)
-      ready.push(...await freezeBodies(this.#o.db, unresolved.filter((e) => subscriptionOf.has(e.id)), subscriptionOf, this.#o.metricCode))
+      ready.push(...await freezeBodies(this.#o.db, unresolved.filter((e) => subscriptionOf.has(e.id)), subscriptionOf, lane.metricCode))
     }
-    await this.#send(ready.sort((a, b) => a.id - b.id))
+    await this.#send(lane, ready.sort((a, b) => a.id - b.id))
   }
 
-  async #send (events: ClaimedEvent[]): Promise<void> {
+  async #send (lane: Lane, events: ClaimedEvent[]): Promise<void> {
+    const { organization } = lane
     let pending = events
     // Checked before every send, so that a pause (set by this worker or another) also stops the resends of a
     // refused batch and the one-by-one sends of #isolate.
-    while (pending.length > 0 && !this.#stopping && this.#pause === null) {
+    while (pending.length > 0 && !this.#stopping && !this.#lanes.isPaused(organization)) {
       try {
-        await this.#o.lago.createBatchEvents(pending.map((e) => e.body as LagoEventBody as EventInputObject), this.#observe('events.batch'))
-        this.#settled('forwarded', await markForwarded(this.#o.db, pending))
-        return
+        await lane.lago.createBatchEvents(pending.map((e) => e.body as EventInputObject), this.#observe(organization, 'events.batch'))
       } catch (err) {
         const perEvent = err instanceof LagoApiError && err.status === 422 ? err.eventErrors() : null
         if (perEvent !== null) {
@@ -237,83 +305,108 @@ export class Forwarder {
             else if (Object.entries(errors).every(([field, codes]) => field === 'transaction_id' && codes.every((c) => c === 'value_already_exist'))) delivered.push(e)
             else rejected.push({ ...e, error: { kind: 'rejected', status: 422, message: `Lago rejected the event: ${JSON.stringify(errors)}`, lago: errors } })
           }
-          this.#settled('duplicate', await markForwarded(this.#o.db, delivered))
-          this.#settled('dead', await markDead(this.#o.db, rejected))
-          if (rejected.length > 0) this.#o.log.warn({ request_ids: rejected.map((e) => e.requestId), lago: err instanceof LagoApiError ? err.body : undefined }, 'Lago rejected usage events: dead-lettered')
+          this.#settled(organization, 'duplicate', await markForwarded(this.#o.db, delivered))
+          this.#settled(organization, 'dead', await markDead(this.#o.db, rejected))
+          if (rejected.length > 0) this.#o.log.warn({ organization, request_ids: rejected.map((e) => e.requestId), lago: err instanceof LagoApiError ? err.body : undefined }, 'Lago rejected usage events: dead-lettered')
           pending = rest
           continue
         }
         const kind = classifyLagoError(err)
         if (kind === 'permanent') {
-          await this.#isolate(pending, err)
+          await this.#isolate(lane, pending, err)
           return
         }
-        await this.#handleUnreachable(err, pending)
+        await this.#handleUnreachable(lane, err, pending)
         return
       }
+      this.#settled(organization, 'forwarded', await this.#recordDelivered(pending))
+      await this.#o.afterForwarded?.(organization, pending.map((e) => e.id)).catch((err: unknown) => { this.#o.log.warn({ err }, 'could not flag unbillable events') })
+      return
     }
-    if (pending.length > 0) this.#settled('released', await release(this.#o.db, pending, this.#pauseRemaining()))
+    if (pending.length > 0) this.#settled(organization, 'released', await release(this.#o.db, pending, this.#lanes.pauseRemaining(organization)))
+  }
+
+  /**
+   * Lago holds these events: that must reach PostgreSQL even if it is restarting right now, or the events would
+   * be sent again when their lease ends (Lago would answer value_already_exist, so nothing is billed twice, but
+   * it is a needless resend). Retried every second at most, for as long as a PostgreSQL restart or failover
+   * takes (30 s, or the lease if longer); repeating it is harmless, and once the events were claimed again (the
+   * lease ran out) the claim token no longer matches and it changes nothing.
+   */
+  async #recordDelivered (events: ClaimedEvent[]): Promise<number> {
+    const deadline = Date.now() + Math.max(this.#o.leaseMs, 30_000)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await markForwarded(this.#o.db, events)
+      } catch (err) {
+        const wait = Math.min(125 * 2 ** Math.min(attempt - 1, 3), deadline - Date.now())
+        if (!databaseUnavailable(err) || wait <= 0 || this.#stopping) throw err
+        await this.#sleep(wait, false)
+      }
+    }
   }
 
   /**
    * A 4xx for the whole batch that names no event: send the events one by one so that only the culprit is
    * dead-lettered.
    */
-  async #isolate (events: ClaimedEvent[], err: unknown): Promise<void> {
+  async #isolate (lane: Lane, events: ClaimedEvent[], err: unknown): Promise<void> {
     if (events.length > 1) {
-      for (const e of events) await this.#send([e])
+      for (const e of events) await this.#send(lane, [e])
       return
     }
     const status = err instanceof LagoApiError ? err.status : null
     const error: DeliveryError = { kind: 'rejected', status, message: err instanceof Error ? err.message : String(err), lago: err instanceof LagoApiError ? err.body : undefined }
-    this.#o.log.warn({ request_id: events[0].requestId, err }, 'Lago rejected a usage event: dead-lettered')
-    this.#settled('dead', await markDead(this.#o.db, events.map((e) => ({ ...e, error }))))
+    this.#o.log.warn({ organization: lane.organization, request_id: events[0].requestId, err }, 'Lago rejected a usage event: dead-lettered')
+    this.#settled(lane.organization, 'dead', await markDead(this.#o.db, events.map((e) => ({ ...e, error }))))
   }
 
   /**
-   * A retryable failure or refused credentials. Lago down (the probe fails too), rate limiting and refused
-   * credentials pause everything and cost no attempt; if Lago answers the probe, the failure belongs to this
-   * batch: its events spend an attempt and are retried with backoff.
+   * A retryable failure or refused credentials. The organization's Lago down (the probe fails too), rate
+   * limiting and refused credentials pause that organization and cost no attempt; if its Lago answers the
+   * probe, the failure belongs to this batch: its events spend an attempt and are retried with backoff.
    */
-  async #handleUnreachable (err: unknown, events: ClaimedEvent[]): Promise<void> {
+  async #handleUnreachable (lane: Lane, err: unknown, events: ClaimedEvent[]): Promise<void> {
+    const { organization } = lane
     const kind = classifyLagoError(err)
     const rateLimited = err instanceof LagoApiError && err.status === 429
-    if (kind === 'credentials' || rateLimited || !(await this.#lagoAnswers())) {
-      this.#pauseFor(err, 1)
+    if (kind === 'credentials' || rateLimited || !(await this.#lagoAnswers(lane))) {
+      this.#pauseFor(organization, err)
       // Due again when the pause ends, so that no worker (nor another replica) picks them up sooner.
-      this.#settled('released', await release(this.#o.db, events, this.#pauseRemaining()))
+      this.#settled(organization, 'released', await release(this.#o.db, events, this.#lanes.pauseRemaining(organization)))
       return
     }
     const retryAfter = err instanceof LagoApiError ? err.retryAfterMs : null
     const status = err instanceof LagoApiError ? err.status : null
     const message = err instanceof Error ? err.message : String(err)
-    this.#lastError = message
+    this.#lanes.noteError(organization, message)
     const { retried, dead } = await scheduleRetry(this.#o.db,
       events.map((e) => ({ ...e, delayMs: retryDelay(e.attempts + 1, this.#o.retry, retryAfter) })),
       { kind: 'transient', status, message }, this.#o.maxAttempts)
-    this.#settled('retry', retried)
-    this.#settled('dead', dead)
+    this.#settled(organization, 'retry', retried)
+    this.#settled(organization, 'dead', dead)
   }
 
-  /** One immediate probe: does Lago answer at all (any status but 5xx/429, or no answer)? */
-  async #lagoAnswers (): Promise<boolean> {
+  /** One immediate probe: does the organization's Lago answer at all (any status but 5xx/429, or no answer)? */
+  async #lagoAnswers (lane: Lane): Promise<boolean> {
     try {
-      await this.#o.lago.getBillableMetric(this.#o.metricCode, this.#observe('probe'))
+      await lane.lago.getBillableMetric(lane.metricCode, this.#observe(lane.organization, 'probe'))
       return true
     } catch (err) {
       return err instanceof LagoApiError && classifyLagoError(err) === 'permanent'
     }
   }
 
-  #settled (outcome: Parameters<NonNullable<ForwarderOptions['onSettled']>>[0], count: number): void {
-    if (count > 0) this.#o.onSettled?.(outcome, count)
+  #settled (organization: string, outcome: SettledOutcome, count: number): void {
+    if (count > 0) this.#o.onSettled?.(organization, outcome, count)
   }
 
   /** Every HTTP attempt becomes a webhook_delivery_logs row. */
-  #observe (eventType: string): CallOptions {
+  #observe (organization: string, eventType: string): CallOptions {
     return {
       onAttempt: (attempt: LagoAttempt) => {
         recordDeliveryAttempt(this.#o.db, {
+          organization_id: organization,
           event_type: eventType,
           endpoint: `${attempt.method} ${attempt.path}`,
           request_count: attempt.eventCount ?? 0,
@@ -321,7 +414,10 @@ export class Forwarder {
           duration_ms: Math.round(attempt.durationMs),
           error: attempt.error?.message ?? null,
           worker: this.worker
-        }).catch((err: unknown) => { this.#o.log.warn({ err }, 'could not record a delivery attempt') })
+        }).catch((err: unknown) => {
+          // A PostgreSQL outage is logged once by the connection layer.
+          if (!databaseUnavailable(err)) this.#o.log.warn({ err }, 'could not record a delivery attempt')
+        })
       }
     }
   }
@@ -340,4 +436,3 @@ export class Forwarder {
     })
   }
 }
-

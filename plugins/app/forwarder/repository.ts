@@ -1,6 +1,8 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database, LagoEventBody, NewDeliveryAttempt } from '../../../db/database.js'
+import type { EventInputObject } from '../lago/types.js'
+import type { Database, NewDeliveryAttempt } from '../../../db/database.js'
 import { NO_CUSTOMER } from '../usage-events/normalize.js'
+import { lagoEventBody, type UsageEventForLago } from './lago-event.js'
 
 /** A usage event claimed by one forwarder worker; the claim token proves ownership when settling. */
 export interface ClaimedEvent {
@@ -10,15 +12,35 @@ export interface ClaimedEvent {
   claimToken: number
   attempts: number
   /** Null until the event's Lago subscription is known; then frozen for every send. */
-  body: LagoEventBody | null
+  body: EventInputObject | null
+  /** What the body is built from, once its subscription is known. */
+  event: UsageEventForLago
 }
 
 type Claim = Pick<ClaimedEvent, 'id' | 'claimToken'>
 
-interface ClaimedRow { id: number, request_id: string, customer_external_id: string, claim_token: number, attempts: number, lago_payload: LagoEventBody | null }
+type ClaimedRow = UsageEventForLago & { id: number, customer_external_id: string, claim_token: number, attempts: number, lago_payload: EventInputObject | null }
+
+const CLAIMED_COLUMNS = sql`e.id, e.request_id, e.customer_external_id, e.claim_token, e.attempts, e.lago_payload,
+  e."timestamp", e.cost_usd, e.tokens_input, e.tokens_output, e.total_tokens, e.model, e.provider`
 
 const toClaimed = (r: ClaimedRow): ClaimedEvent => ({
-  id: r.id, requestId: r.request_id, customerExternalId: r.customer_external_id, claimToken: r.claim_token, attempts: r.attempts, body: r.lago_payload
+  id: r.id,
+  requestId: r.request_id,
+  customerExternalId: r.customer_external_id,
+  claimToken: r.claim_token,
+  attempts: r.attempts,
+  body: r.lago_payload,
+  event: {
+    request_id: r.request_id,
+    timestamp: r.timestamp,
+    cost_usd: r.cost_usd,
+    tokens_input: r.tokens_input,
+    tokens_output: r.tokens_output,
+    total_tokens: r.total_tokens,
+    model: r.model,
+    provider: r.provider
+  }
 })
 
 /** `(e.id, e.claim_token) IN (...)`: only rows this worker still owns are settled (the table is aliased e). */
@@ -26,43 +48,56 @@ const owned = (claims: Claim[]) =>
   sql`(e.id, e.claim_token) IN (SELECT * FROM unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => c.claimToken)}::bigint[]))`
 
 /**
- * Claims the oldest due events, skipping rows other workers hold (FOR UPDATE SKIP LOCKED) and events under a
- * live lease, so replicas never claim the same event at once. An event whose customer has a known subscription
- * gets its Lago body frozen in the same statement.
+ * One organization's oldest due events, locked (the claim's first step; exported so that its plan can be checked).
+ * Its shape matches the partial index on (organization_id, id) WHERE status IN ('pending', 'failed').
  */
-export async function claimDueEvents (db: Kysely<Database>, opts: { worker: string, limit: number, leaseMs: number, metricCode: string }): Promise<ClaimedEvent[]> {
-  const { rows } = await sql<ClaimedRow>`
-    WITH due AS (
-      SELECT id, customer_external_id FROM litellm_usage_events
-       WHERE status IN ('pending', 'failed') AND next_attempt_at <= now()
-         AND (lease_expires_at IS NULL OR lease_expires_at < now())
-       ORDER BY id
-       LIMIT ${opts.limit}
-       FOR UPDATE SKIP LOCKED
-    )
+export const dueEvents = (organization: string, limit: number) => sql`
+  SELECT id, customer_external_id FROM litellm_usage_events
+   WHERE organization_id = ${organization} AND status IN ('pending', 'failed') AND next_attempt_at <= now()
+     AND (lease_expires_at IS NULL OR lease_expires_at < now())
+   ORDER BY id
+   LIMIT ${limit}
+   FOR UPDATE SKIP LOCKED`
+
+/**
+ * Claims one organization's oldest due events, skipping rows other workers hold (FOR UPDATE SKIP LOCKED) and
+ * events under a live lease, so replicas never claim the same event at once. An event whose customer (of the same
+ * organization) has a known subscription gets its Lago body frozen right away. The scan follows the partial index
+ * on (organization_id, id) of unsent events, so another organization's backlog costs it nothing.
+ */
+export async function claimDueEvents (db: Kysely<Database>, opts: { organization: string, worker: string, limit: number, leaseMs: number, metricCode: string }): Promise<ClaimedEvent[]> {
+  const { rows } = await sql<ClaimedRow & { known_subscription: string | null }>`
+    WITH due AS (${dueEvents(opts.organization, opts.limit)})
     UPDATE litellm_usage_events e
        SET claim_token = e.claim_token + 1,
            claimed_by = ${opts.worker},
-           lease_expires_at = now() + make_interval(secs => ${opts.leaseMs / 1000}),
-           external_subscription_id = coalesce(e.external_subscription_id, c.subscription_external_id),
-           lago_payload = coalesce(e.lago_payload,
-             CASE WHEN c.subscription_external_id IS NOT NULL THEN lago_event_body(e, c.subscription_external_id, ${opts.metricCode}) END)
-      FROM due LEFT JOIN customers c ON c.external_id = due.customer_external_id
+           lease_expires_at = now() + make_interval(secs => ${opts.leaseMs / 1000})
+      FROM due LEFT JOIN customers c ON c.organization_id = ${opts.organization} AND c.external_id = due.customer_external_id
      WHERE e.id = due.id
-    RETURNING e.id, e.request_id, e.customer_external_id, e.claim_token, e.attempts, e.lago_payload`.execute(db)
-  return rows.map(toClaimed).sort((a, b) => a.id - b.id)
+    RETURNING ${CLAIMED_COLUMNS}, coalesce(e.external_subscription_id, c.subscription_external_id) AS known_subscription`.execute(db)
+  const claimed = rows.map(toClaimed)
+  const subscriptionOf = new Map<number, string>()
+  for (const r of rows) if (r.lago_payload === null && r.known_subscription !== null) subscriptionOf.set(r.id, r.known_subscription)
+  const frozen = new Map((await freezeBodies(db, claimed.filter((c) => subscriptionOf.has(c.id)), subscriptionOf, opts.metricCode)).map((c) => [c.id, c]))
+  return claimed.map((c) => frozen.get(c.id) ?? c).sort((a, b) => a.id - b.id)
 }
 
-/** Freezes the Lago body of claimed events now that their subscription is known; returns them with it. */
-export async function freezeBodies (db: Kysely<Database>, claims: Claim[], subscriptionOf: Map<number, string>, metricCode: string): Promise<ClaimedEvent[]> {
-  if (claims.length === 0) return []
+/**
+ * Freezes the Lago body of claimed events now that their subscription is known (a body already frozen stays as
+ * it is); returns them with it.
+ */
+export async function freezeBodies (db: Kysely<Database>, claims: ClaimedEvent[], subscriptionOf: Map<number, string>, metricCode: string): Promise<ClaimedEvent[]> {
+  const items = claims.filter((c) => subscriptionOf.has(c.id))
+  if (items.length === 0) return []
+  const subscriptions = items.map((c) => subscriptionOf.get(c.id) as string)
+  const bodies = items.map((c, i) => JSON.stringify(lagoEventBody(c.event, subscriptions[i], metricCode)))
   const { rows } = await sql<ClaimedRow>`
     UPDATE litellm_usage_events e
        SET external_subscription_id = coalesce(e.external_subscription_id, s.subscription),
-           lago_payload = coalesce(e.lago_payload, lago_event_body(e, coalesce(e.external_subscription_id, s.subscription), ${metricCode}))
-      FROM unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => subscriptionOf.get(c.id) ?? null)}::text[]) AS s(id, subscription)
-     WHERE e.id = s.id AND ${owned(claims)}
-    RETURNING e.id, e.request_id, e.customer_external_id, e.claim_token, e.attempts, e.lago_payload`.execute(db)
+           lago_payload = coalesce(e.lago_payload, s.body)
+      FROM unnest(${items.map((c) => c.id)}::bigint[], ${subscriptions}::text[], ${bodies}::jsonb[]) AS s(id, subscription, body)
+     WHERE e.id = s.id AND ${owned(items)}
+    RETURNING ${CLAIMED_COLUMNS}`.execute(db)
   return rows.map(toClaimed).sort((a, b) => a.id - b.id)
 }
 
@@ -73,7 +108,7 @@ export async function markForwarded (db: Kysely<Database>, claims: Claim[]): Pro
     UPDATE litellm_usage_events e
        SET status = 'forwarded', processed_at = now(), attempts = attempts + 1, last_error = NULL,
            claimed_by = NULL, lease_expires_at = NULL
-     WHERE ${owned(claims)}`.execute(db)
+     WHERE ${owned(claims)} AND e.status IN ('pending', 'failed')`.execute(db)
   return Number(numAffectedRows ?? 0)
 }
 
@@ -130,6 +165,18 @@ export async function release (db: Kysely<Database>, claims: Claim[], delayMs = 
   return Number(numAffectedRows ?? 0)
 }
 
+/**
+ * An organization's pause ended early (its key was rotated, say): the events given back until the end of the
+ * pause are due now. Only pending ones: a failed event's wait is its retry backoff.
+ */
+export async function releasePausedNow (db: Kysely<Database>, organization: string): Promise<number> {
+  const { numAffectedRows } = await sql`
+    UPDATE litellm_usage_events SET next_attempt_at = now()
+     WHERE organization_id = ${organization} AND status = 'pending' AND next_attempt_at > now()
+       AND (lease_expires_at IS NULL OR lease_expires_at < now())`.execute(db)
+  return Number(numAffectedRows ?? 0)
+}
+
 /** Every event a worker still holds (shutdown: another replica may take them at once). */
 export async function releaseAllClaimedBy (db: Kysely<Database>, worker: string): Promise<number> {
   const { numAffectedRows } = await sql`
@@ -150,13 +197,19 @@ export async function markUnmapped (db: Kysely<Database>, items: Array<Claim & {
   return Number(numAffectedRows ?? 0)
 }
 
-/** Unmapped events of customers that now have a subscription go back to the queue. */
-export async function releaseMappedCustomers (db: Kysely<Database>, customerIds?: string[]): Promise<number> {
+/**
+ * Unmapped events of customers that now have a subscription go back to the queue: of these customers of one
+ * organization, or of every organization's customers now mapped.
+ */
+export async function releaseMappedCustomers (db: Kysely<Database>, scope?: { organization: string, customerIds?: string[] }): Promise<number> {
+  const customerIds = scope?.customerIds
   const { numAffectedRows } = await sql`
     UPDATE litellm_usage_events e
        SET status = 'pending', next_attempt_at = now(), last_error = NULL
       FROM customers c
-     WHERE e.status = 'unmapped' AND c.external_id = e.customer_external_id AND c.subscription_external_id IS NOT NULL
+     WHERE e.status = 'unmapped' AND c.organization_id = e.organization_id AND c.external_id = e.customer_external_id
+       AND c.subscription_external_id IS NOT NULL
+       ${scope !== undefined ? sql`AND e.organization_id = ${scope.organization}` : sql``}
        AND e.customer_external_id <> ${NO_CUSTOMER}
        ${customerIds !== undefined ? sql`AND e.customer_external_id = ANY(${customerIds}::text[])` : sql``}`.execute(db)
   return Number(numAffectedRows ?? 0)
@@ -167,11 +220,30 @@ export async function releaseMappedCustomers (db: Kysely<Database>, customerIds?
  * name no customer at all wait for a customer mapping instead: looking their placeholder up in Lago (or
  * provisioning it) would be wrong.
  */
-export async function unmappedCustomers (db: Kysely<Database>, limit: number): Promise<string[]> {
+export async function unmappedCustomers (db: Kysely<Database>, organization: string, limit: number): Promise<string[]> {
   const { rows } = await sql<{ customer_external_id: string }>`
     SELECT DISTINCT customer_external_id FROM litellm_usage_events
-     WHERE status = 'unmapped' AND customer_external_id <> ${NO_CUSTOMER} LIMIT ${limit}`.execute(db)
+     WHERE organization_id = ${organization} AND status = 'unmapped' AND customer_external_id <> ${NO_CUSTOMER} LIMIT ${limit}`.execute(db)
   return rows.map((r) => r.customer_external_id)
+}
+
+/** One organization's events not yet in Lago: how many (counted up to a cap), and the age of the oldest. */
+export interface Backlog { unsent: number, oldest_unsent_age_seconds: number | null }
+
+/**
+ * The backlog of each of these organizations, read from the partial index of unsent events. /health is polled
+ * often and counting a million rows takes a while, so the count stops at `cap`.
+ */
+export async function backlogs (db: Kysely<Database>, organizations: readonly string[], cap = 100_000): Promise<Map<string, Backlog>> {
+  if (organizations.length === 0) return new Map()
+  const { rows } = await sql<{ id: string, unsent: number, oldest: number | null }>`
+    SELECT o.id,
+           (SELECT count(*)::int FROM (SELECT 1 FROM litellm_usage_events
+             WHERE organization_id = o.id AND status IN ('pending', 'failed') LIMIT ${cap}) x) AS unsent,
+           (SELECT extract(epoch FROM now() - received_at)::float8 FROM litellm_usage_events
+             WHERE organization_id = o.id AND status IN ('pending', 'failed') ORDER BY id LIMIT 1) AS oldest
+      FROM unnest(${[...organizations]}::text[]) AS o(id)`.execute(db)
+  return new Map(rows.map((r) => [r.id, { unsent: r.unsent, oldest_unsent_age_seconds: r.oldest === null ? null : Math.max(0, Math.round(r.oldest)) }]))
 }
 
 export async function recordDeliveryAttempt (db: Kysely<Database>, attempt: NewDeliveryAttempt): Promise<void> {
@@ -179,11 +251,15 @@ export async function recordDeliveryAttempt (db: Kysely<Database>, attempt: NewD
 }
 
 export interface RetryFilter {
+  /** Only this organization's events: a retry never reaches another organization's. */
+  organization: string
   requestIds?: string[]
   customerId?: string
   from?: Date
   to?: Date
-  statuses: Array<'failed' | 'dead'>
+  /** Only events whose last error says exactly this (a group of GET /api/problems). */
+  reason?: string
+  statuses: Array<'failed' | 'dead' | 'lago_error'>
 }
 
 /**
@@ -198,10 +274,11 @@ export async function retryEvents (db: Kysely<Database>, filter: RetryFilter): P
            lago_payload = CASE WHEN last_error->>'kind' = 'rejected' THEN NULL ELSE lago_payload END,
            external_subscription_id = CASE WHEN last_error->>'kind' = 'rejected' THEN NULL ELSE external_subscription_id END,
            last_error = NULL
-     WHERE status = ANY(${filter.statuses}::text[])
+     WHERE status = ANY(${filter.statuses}::text[]) AND organization_id = ${filter.organization}
        ${filter.requestIds !== undefined ? sql`AND request_id = ANY(${filter.requestIds}::text[])` : sql``}
        ${filter.customerId !== undefined ? sql`AND customer_external_id = ${filter.customerId}` : sql``}
        ${filter.from !== undefined ? sql`AND "timestamp" >= ${filter.from}` : sql``}
-       ${filter.to !== undefined ? sql`AND "timestamp" < ${filter.to}` : sql``}`.execute(db)
+       ${filter.to !== undefined ? sql`AND "timestamp" < ${filter.to}` : sql``}
+       ${filter.reason !== undefined ? sql`AND coalesce(last_error->>'message', 'unknown') = ${filter.reason}` : sql``}`.execute(db)
   return Number(numAffectedRows ?? 0)
 }

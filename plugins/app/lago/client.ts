@@ -4,6 +4,7 @@ import type {
   BillableMetricCreateInput, BillableMetricUpdateInput, CustomerCreateInput, EventBatchInput, EventInput,
   PlanCreateInput, PlanUpdateInput, SubscriptionCreateInput, SubscriptionUpdateInput
 } from 'lago-javascript-client'
+import type { WebhookEndpoint, WebhookEndpointCreateInput, WebhookEndpointObject, WebhookEndpointsPaginated, WebhookEndpointUpdateInput, WebhookPublicKey } from 'lago-javascript-client'
 import { LagoApiError, LagoNotConfiguredError, LagoUnavailableError, type LagoUnavailableKind } from './errors.js'
 import { DEFAULT_MAX_RETRY_AFTER_MS, parseRateLimit, parseRetryAfter, type RateLimitHeaders } from './headers.js'
 import type {
@@ -52,6 +53,8 @@ export interface LagoClientOptions {
   observer?: LagoObserver
   userAgent?: string
 }
+
+export type WebhookEndpointInput = NonNullable<WebhookEndpointCreateInput['webhook_endpoint']>
 
 export interface CallOptions {
   /** Called for this call's attempt, after the client-wide observer. */
@@ -334,6 +337,27 @@ export class LagoClient {
       operation: 'downloadInvoice', method: 'POST', path: `/invoices/${seg(lagoId)}/download`, emptyBodyAllowed: true
     }, options)
     return result?.invoice ?? null
+  }
+
+  // ---- webhooks ------------------------------------------------------------------------------------------
+
+  /** GET /webhooks/json_public_key: base64 of the PEM of the key that signs jwt webhooks. */
+  async getWebhookPublicKey (options?: CallOptions): Promise<string> {
+    return (await this.call<WebhookPublicKey>({ operation: 'fetchJsonPublicKey', method: 'GET', path: '/webhooks/json_public_key' }, options)).webhook.public_key
+  }
+
+  async listWebhookEndpoints (query?: { page?: number, per_page?: number }, options?: CallOptions): Promise<WebhookEndpointsPaginated> {
+    return await this.call<WebhookEndpointsPaginated>({ operation: 'findAllWebhookEndpoints', method: 'GET', path: '/webhook_endpoints', query }, options)
+  }
+
+  async createWebhookEndpoint (endpoint: WebhookEndpointInput, options?: CallOptions): Promise<WebhookEndpointObject> {
+    const body = { webhook_endpoint: endpoint } satisfies WebhookEndpointCreateInput
+    return (await this.call<WebhookEndpoint>({ operation: 'createWebhookEndpoint', method: 'POST', path: '/webhook_endpoints', body }, options)).webhook_endpoint
+  }
+
+  async updateWebhookEndpoint (lagoId: string, endpoint: WebhookEndpointInput, options?: CallOptions): Promise<WebhookEndpointObject> {
+    const body = { webhook_endpoint: endpoint } satisfies WebhookEndpointUpdateInput
+    return (await this.call<WebhookEndpoint>({ operation: 'updateWebhookEndpoint', method: 'PUT', path: `/webhook_endpoints/${seg(lagoId)}`, body }, options)).webhook_endpoint
   }
 
   // ---- transport -----------------------------------------------------------------------------------------

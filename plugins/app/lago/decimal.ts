@@ -64,7 +64,8 @@ export class Decimal {
       digits /= 10n
       scale--
     }
-    return digits === this.digits ? this : new Decimal(digits, scale)
+    // Compare the scale, not the digits: zero keeps its digits (0n) while losing its places ("0.0" → "0").
+    return scale === this.scale ? this : new Decimal(digits, scale)
   }
 
   plus (other: Decimal | string | number): Decimal {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { UsageEventSource } from '../../../db/database.js'
 import { METADATA_MAX_BYTES, NO_CUSTOMER, sanitizeMetadata, type UsageEvent } from '../usage-events/normalize.js'
-import type { CallIdentity, CustomerResolution } from './identities.js'
+import type { CallIdentity, CustomerResolution } from '../customer-mappings/identities.js'
 
 /**
  * One LiteLLM call read from any of LiteLLM's output formats, before its customer is resolved: the usage event's

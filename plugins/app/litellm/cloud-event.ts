@@ -1,5 +1,5 @@
 import type { ReadResult } from './calls.js'
-import { exactCost, isObject, isoTime, text, tokenCount } from './fields.js'
+import { exactCost, isObject, isoTime, text, tokenCount, unstorableText } from './fields.js'
 
 /** True for a CloudEvent (structured mode): it names its specversion. */
 export const isCloudEvent = (body: unknown): boolean => isObject(body) && 'specversion' in body
@@ -12,6 +12,10 @@ export const isCloudEvent = (body: unknown): boolean => isObject(body) && 'specv
  */
 export function readCloudEvent (event: unknown, receivedAt: Date): ReadResult {
   if (!isObject(event)) return { rejected: 'not a CloudEvent object' }
+  for (const key of ['id', 'source']) {
+    const fault = unstorableText(event[key])
+    if (fault !== undefined) return { rejected: `CloudEvent attribute ${key} ${fault}` }
+  }
   const missing = ['specversion', 'id', 'source', 'type'].filter((k) => text(event[k], 1024) === undefined)
   if (missing.length > 0) return { rejected: `CloudEvent attribute${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing (required by CloudEvents 1.0)` }
   if (event.specversion !== '1.0') return { rejected: `unsupported CloudEvents specversion "${String(event.specversion)}" (1.0 expected)` }

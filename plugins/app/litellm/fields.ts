@@ -1,4 +1,5 @@
 import { normalizeDecimal, numberToDecimal } from '../usage-events/normalize.js'
+import { textFault, wellFormedText } from '../../../schemas/text.js'
 
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
@@ -7,11 +8,21 @@ export function compact<T extends Record<string, unknown>> (o: T): { [K in keyof
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> }
 }
 
-/** A non-empty identifier: strings are trimmed and capped, numbers written out; Python's "None" counts as absent. */
+/**
+ * A non-empty identifier: strings are trimmed and capped, numbers written out; Python's "None" counts as absent.
+ * A NUL or lone surrogate becomes U+FFFD: values an end user controls (LiteLLM's end_user is the OpenAI `user`
+ * field) must not make a call unstorable, or unbillable. Keys that identify a call are checked with
+ * `unstorableText` first and refuse the payload instead.
+ */
 export function text (value: unknown, max = 255): string | undefined {
-  const s = typeof value === 'string' ? value.trim() : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined
+  const s = typeof value === 'string' ? wellFormedText(value.trim()) : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined
   if (s === undefined || s === '' || s === 'None' || s === 'null') return undefined
   return s.length > max ? s.slice(0, max) : s
+}
+
+/** Why a string that must be stored as given (an idempotency key, a code) cannot be, or undefined. */
+export function unstorableText (value: unknown): string | undefined {
+  return typeof value === 'string' ? textFault(value) : undefined
 }
 
 const PLAIN_DECIMAL = /^-?\d+(\.\d+)?$/
@@ -38,7 +49,10 @@ export function exactCost (value: unknown, field: string): { cost: string, note?
   if (d !== undefined && !d.startsWith('-')) return { cost: d }
   if (value === undefined) return { cost: '0', note: `${field} missing: stored as 0` }
   if (value === null || value === 'None') return { cost: '0', note: `${field} was null (LiteLLM could not price the call): stored as 0` }
-  const shown = typeof value === 'string' ? value.slice(0, 32) : JSON.stringify(value)?.slice(0, 32) ?? typeof value
+  // Never JSON.stringify the value: a hostile nesting depth would overflow the stack.
+  const shown = typeof value === 'string'
+    ? wellFormedText(value.slice(0, 32))
+    : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'an object' : String(value).slice(0, 32)
   return { cost: '0', note: `${field} was ${shown}, not a cost: stored as 0` }
 }
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { LiteLLMCall } from './calls.js'
-import { decimal, exactCost, isObject, text, tokenCount } from './fields.js'
+import { decimal, exactCost, isObject, text, tokenCount, unstorableText } from './fields.js'
 import { normalizeDecimal } from '../usage-events/normalize.js'
+import { nestedDeeperThan } from '../../../schemas/text.js'
 
 /** Lago's per-field error codes, as its validation errors carry them (`{"transaction_id": ["value_is_mandatory"]}`). */
 export type LagoFieldErrors = Record<string, string[]>
@@ -19,6 +20,8 @@ export interface LagoEventEcho {
 export type LagoEventRead = { errors: LagoFieldErrors } | { call: LiteLLMCall, echo: LagoEventEcho }
 
 const UNIX_SECONDS = /^\d+(\.\d+)?$/
+/** Year 5138: a larger number of seconds is out of any billing period (and likely milliseconds). */
+const MAX_UNIX_SECONDS = 1e11
 
 /**
  * Reads one Lago event as LiteLLM's `lago` callback sends it (and as any Lago client would), validating what Lago
@@ -37,12 +40,15 @@ export function readLagoEvent (input: unknown, receivedAt: Date, dedupeWindowMs 
   if (transactionId === undefined) errors.transaction_id = ['value_is_mandatory']
   const code = text(input.code, 255)
   if (code === undefined) errors.code = ['value_is_mandatory']
+  // The idempotency key and the metric code are stored and sent as given: refused rather than altered.
+  for (const key of ['transaction_id', 'code'] as const) if (unstorableText(input[key]) !== undefined) errors[key] = ['value_is_invalid']
   const ts = input.timestamp
-  const seconds = typeof ts === 'number'
-    ? (Number.isFinite(ts) && ts >= 0 ? ts : undefined)
-    : typeof ts === 'string' && UNIX_SECONDS.test(ts.trim()) ? Number(ts) : undefined
+  const read = typeof ts === 'number' ? ts : typeof ts === 'string' && UNIX_SECONDS.test(ts.trim()) ? Number(ts) : undefined
+  const seconds = read !== undefined && Number.isFinite(read) && read >= 0 && read <= MAX_UNIX_SECONDS ? read : undefined
   if (ts !== undefined && ts !== null && seconds === undefined) errors.timestamp = ['invalid_format']
-  if (transactionId === undefined || code === undefined || errors.timestamp !== undefined) return { errors }
+  // Echoed back as given: a hostile depth would overflow the serializer's stack.
+  if (nestedDeeperThan(input.properties)) errors.properties = ['value_is_invalid']
+  if (Object.keys(errors).length > 0 || transactionId === undefined || code === undefined) return { errors }
 
   const properties = isObject(input.properties) ? input.properties : {}
   const notes: string[] = []

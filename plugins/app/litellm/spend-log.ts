@@ -1,6 +1,6 @@
 import type { ReadResult } from './calls.js'
-import { compact, exactCost, isObject, isoTime, litellmCallKey, text, textList, tokenCount } from './fields.js'
-import type { Identities } from './identities.js'
+import { compact, exactCost, isObject, isoTime, litellmCallKey, text, textList, tokenCount, unstorableText } from './fields.js'
+import type { Identities } from '../customer-mappings/identities.js'
 
 function objectOf (value: unknown): Record<string, unknown> {
   if (isObject(value)) return value
@@ -22,6 +22,8 @@ function objectOf (value: unknown): Record<string, unknown> {
  */
 export function readSpendLog (row: unknown): ReadResult {
   if (!isObject(row)) return { rejected: 'not a spend log row' }
+  const fault = unstorableText(row.request_id)
+  if (fault !== undefined) return { rejected: `spend log row request_id ${fault}` }
   const requestId = text(row.request_id, 512)
   if (requestId === undefined) return { rejected: 'spend log row without request_id (summarized spend data, not a call)' }
   const started = isoTime(row.startTime) ?? isoTime(row.endTime)

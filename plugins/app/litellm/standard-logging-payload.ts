@@ -1,6 +1,6 @@
 import type { LiteLLMCall, ReadResult } from './calls.js'
-import { compact, decimal, epochSeconds, exactCost, isObject, isoTime, litellmCallKey, text, textList, tokenCount } from './fields.js'
-import type { Identities } from './identities.js'
+import { compact, decimal, epochSeconds, exactCost, isObject, isoTime, litellmCallKey, text, textList, tokenCount, unstorableText } from './fields.js'
+import type { Identities } from '../customer-mappings/identities.js'
 
 /**
  * Reads one StandardLoggingPayload, as LiteLLM's generic_api logger sends it (one element of its JSON array or
@@ -11,6 +11,11 @@ import type { Identities } from './identities.js'
  */
 export function readStandardLoggingPayload (item: unknown, receivedAt: Date): ReadResult {
   if (!isObject(item)) return { rejected: `not a StandardLoggingPayload object (got ${item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item})` }
+  // The keys a call is stored and deduplicated by are refused rather than altered (LiteLLM makes them, never a user).
+  for (const key of ['id', 'litellm_call_id', 'call_id']) {
+    const fault = unstorableText(item[key])
+    if (fault !== undefined) return { rejected: `${key} ${fault}` }
+  }
   if (isLegacyV1(item)) return readLegacyV1(item, receivedAt)
 
   const id = text(item.id, 512)

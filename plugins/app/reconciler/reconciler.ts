@@ -14,6 +14,8 @@ export interface SpendLogsSource {
 
 export interface ReconcilerOptions {
   db: Kysely<Database>
+  /** The organization whose LiteLLM this is: its cursor and lease; its calls are stored under it (default: routed). */
+  organizationId: string
   source: SpendLogsSource
   store: StoreCalls
   log: FastifyBaseLogger
@@ -66,7 +68,8 @@ export class Reconciler {
   async #run (): Promise<RunReport> {
     const { db, log } = this.#o
     const now = (this.#o.now ?? Date.now)()
-    const lease = await acquireLease(db, RECONCILIATION_NAME, this.owner, this.#o.leaseMs)
+    const { organizationId } = this.#o
+    const lease = await acquireLease(db, organizationId, RECONCILIATION_NAME, this.owner, this.#o.leaseMs)
     if (lease === null) return { status: 'busy' }
     const counts = zero()
     const horizon = floorSecond(now - this.#o.lagMs)
@@ -74,7 +77,7 @@ export class Reconciler {
     try {
       while (cursor < horizon && counts.windows < this.#o.maxWindowsPerRun) {
         const end = Math.min(horizon, floorSecond(cursor + this.#o.windowMs))
-        if (await lagoCallbackEventsFor(db, new Date(cursor), new Date(end), Math.max(this.#o.lagMs, 60_000))) {
+        if (await lagoCallbackEventsFor(db, new Date(cursor), new Date(end), Math.max(this.#o.lagMs, 60_000), organizationId)) {
           // Trust the Lago callback for this period rather than bill its calls twice.
           counts.skipped_windows++
           log.warn({ from: new Date(cursor), to: new Date(end) }, 'reconciliation skips a window: LiteLLM\'s Lago callback delivered calls then, and its events cannot be matched with spend logs')
@@ -83,17 +86,17 @@ export class Reconciler {
         }
         counts.windows++
         cursor = end
-        if (!await advanceCursor(db, RECONCILIATION_NAME, this.owner, new Date(cursor), this.#o.leaseMs)) {
+        if (!await advanceCursor(db, organizationId, RECONCILIATION_NAME, this.owner, new Date(cursor), this.#o.leaseMs)) {
           throw new Error('the reconciliation lease was taken over by another instance')
         }
       }
-      await finishRun(db, RECONCILIATION_NAME, this.owner, { error: null, counts })
+      await finishRun(db, organizationId, RECONCILIATION_NAME, this.owner, { error: null, counts })
       if (counts.stored > 0) log.info({ counts }, 'reconciliation stored calls LiteLLM did not push')
       return { status: 'done', counts, cursor: new Date(cursor) }
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err)
       log.warn({ err, counts }, 'reconciliation with LiteLLM\'s spend logs failed; the next run resumes where this one stopped')
-      await finishRun(db, RECONCILIATION_NAME, this.owner, { error, counts }).catch(() => {})
+      await finishRun(db, organizationId, RECONCILIATION_NAME, this.owner, { error, counts }).catch(() => {})
       return { status: 'failed', counts, error }
     }
   }
@@ -105,7 +108,7 @@ export class Reconciler {
       if ('call' in read) calls.push(read.call)
       else counts.rejected++
     }
-    const outcomes = await this.#o.store(calls, 'spend_logs')
+    const outcomes = await this.#o.store(calls, 'spend_logs', this.#o.organizationId)
     for (const o of outcomes) counts[o.status === 'accepted' ? 'stored' : o.status]++
   }
 }

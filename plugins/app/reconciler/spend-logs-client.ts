@@ -1,6 +1,6 @@
 import { Pool } from 'undici'
 import { isoTime } from '../litellm/fields.js'
-import { quoteNonFiniteNumbers } from '../litellm/json-text.js'
+import { quoteNonFiniteNumbers } from '../../external/json-text.js'
 
 export class LiteLLMApiError extends Error {
   override readonly name = 'LiteLLMApiError'

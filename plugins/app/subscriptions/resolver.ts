@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Database } from '../../../db/database.js'
+import { DEFAULT_ORGANIZATION_ID, type Database } from '../../../db/database.js'
+import { knownSubscription, rememberSubscription } from '../../../db/customers.js'
 import type { CallOptions } from '../lago/client.js'
 import { LagoApiError, classifyLagoError } from '../lago/errors.js'
 import type { CustomerInput, SubscriptionInput, SubscriptionListQuery } from '../lago/types.js'
@@ -17,12 +19,48 @@ const BACKDATE_LIMIT_MS = 24 * 3600 * 1000
 
 export type Resolution = { subscription: string } | { unmapped: string }
 
+/** A provisioning claim: who holds it, and the id that proves it (see claimProvisioning). */
+export interface ProvisioningClaim { customerId: string, claimId: string, organizationId: string }
+
+const CLAIM_POLL_MS = 100
+
+/** A claim outlives the Lago calls made under it (at most three, each bounded by LAGO_TIMEOUT_MS), with margin. */
+export const provisioningClaimTtlMs = (lagoTimeoutMs: number): number => 4 * lagoTimeoutMs + 5000
+
 /**
- * Serializes the provisioning of one customer's subscription across requests and replicas: a transaction-scoped
- * advisory lock on the customer id. Whoever holds it re-reads the customers table before calling Lago.
+ * Serializes the provisioning of one customer's subscription across requests and replicas without holding a
+ * connection: a row in customer_provisioning_claims, taken in one statement when free or expired. Its holder
+ * calls Lago with no transaction open, then records the result and releases the claim. Waiters poll (short
+ * queries, nothing held in between); an abandoned claim (crashed holder) is taken over once it expires, which
+ * `ttlMs` must put after the holder's last possible Lago call.
  */
-export async function lockCustomer (trx: Kysely<Database>, customerId: string): Promise<void> {
-  await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`customer:${customerId}`}, 0))`.execute(trx)
+export async function claimProvisioning (db: Kysely<Database>, customerId: string, by: string, ttlMs: number, organizationId = DEFAULT_ORGANIZATION_ID): Promise<ProvisioningClaim> {
+  const claimId = randomUUID()
+  for (;;) {
+    const { rows } = await sql<{ claim_id: string }>`
+      INSERT INTO customer_provisioning_claims (organization_id, customer_external_id, claim_id, claimed_by, claimed_until)
+      VALUES (${organizationId}, ${customerId}, ${claimId}, ${by}, now() + ${ttlMs} * interval '1 millisecond')
+      ON CONFLICT (organization_id, customer_external_id) DO UPDATE
+        SET claim_id = EXCLUDED.claim_id, claimed_by = EXCLUDED.claimed_by, claimed_until = EXCLUDED.claimed_until
+        WHERE customer_provisioning_claims.claimed_until < now()
+      RETURNING claim_id`.execute(db)
+    if (rows.length > 0) return { customerId, claimId, organizationId }
+    await new Promise((resolve) => setTimeout(resolve, CLAIM_POLL_MS))
+  }
+}
+
+/** Gives the claim back (a no-op when it expired and someone else took it). */
+export async function releaseProvisioning (db: Kysely<Database>, claim: ProvisioningClaim): Promise<void> {
+  await sql`DELETE FROM customer_provisioning_claims
+            WHERE organization_id = ${claim.organizationId} AND customer_external_id = ${claim.customerId} AND claim_id = ${claim.claimId}`.execute(db)
+}
+
+/** Records the subscription and releases the claim, in one short transaction. */
+export async function recordProvisioned (db: Kysely<Database>, claim: ProvisioningClaim, subscription: string, planCode: string, by: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await rememberSubscription(trx, claim.customerId, subscription, planCode, by, claim.organizationId)
+    await releaseProvisioning(trx, claim)
+  })
 }
 
 /**
@@ -30,33 +68,23 @@ export async function lockCustomer (trx: Kysely<Database>, customerId: string): 
  * at the customer's first stored event (typically seconds ago), but never more than a day back, which would
  * reach into periods Lago has already invoiced.
  */
-export async function subscriptionStart (db: Kysely<Database>, customerId: string, now = Date.now()): Promise<Date> {
+export async function subscriptionStart (db: Kysely<Database>, customerId: string, now = Date.now(), organizationId = DEFAULT_ORGANIZATION_ID): Promise<Date> {
   const first = await db.selectFrom('litellm_usage_events').select((eb) => eb.fn.min('timestamp').as('first'))
-    .where('customer_external_id', '=', customerId).executeTakeFirst()
+    .where('organization_id', '=', organizationId).where('customer_external_id', '=', customerId).executeTakeFirst()
   const firstAt = first?.first != null ? new Date(first.first).getTime() : now
   return new Date(Math.min(now, Math.max(firstAt, now - BACKDATE_LIMIT_MS)))
 }
 
-/** The subscription this service knows for a customer (from the customers table), if any. */
-export async function knownSubscription (db: Kysely<Database>, customerId: string): Promise<string | null> {
-  const row = await db.selectFrom('customers').select('subscription_external_id').where('external_id', '=', customerId).executeTakeFirst()
-  return row?.subscription_external_id ?? null
-}
-
-/** Records which subscription a customer's usage goes to, and who set it up (forwarder, lago or api). */
-export async function rememberSubscription (db: Kysely<Database>, customerId: string, subscription: string, planCode: string, by: string): Promise<void> {
-  await db.insertInto('customers')
-    .values({ external_id: customerId, subscription_external_id: subscription, plan_code: planCode, provisioned_by: by })
-    .onConflict((oc) => oc.column('external_id').doUpdateSet({ subscription_external_id: subscription, plan_code: planCode, updated_at: new Date() }))
-    .execute()
-}
-
 export interface SubscriptionResolverOptions {
   db: Kysely<Database>
+  /** Whose customers these are (default when not named); `lago` is that organization's Lago. */
+  organization?: string
   lago: LagoSubscriptionsApi
   log: FastifyBaseLogger
   autoProvision: boolean
   planCode: string
+  /** How long a provisioning claim lasts: longer than the Lago calls made under it (see claimProvisioning). */
+  claimTtlMs: number
 }
 
 /**
@@ -67,7 +95,7 @@ export interface SubscriptionResolverOptions {
  *    external_id is the customer's own id (the convention of LiteLLM's Lago callback);
  * 4. else unmapped, with the reason.
  * Steps 2–3 run once per customer even under concurrency: in-process by sharing the promise, across replicas
- * under a transaction-scoped advisory lock on the customer id, re-checking the table inside it.
+ * under a provisioning claim, re-checking the table once it holds it. No transaction is open during Lago calls.
  */
 export class SubscriptionResolver {
   readonly #o: SubscriptionResolverOptions
@@ -77,14 +105,18 @@ export class SubscriptionResolver {
     this.#o = options
   }
 
+  get #organization (): string {
+    return this.#o.organization ?? DEFAULT_ORGANIZATION_ID
+  }
+
   async resolve (customerIds: string[]): Promise<Map<string, Resolution>> {
     const result = new Map<string, Resolution>()
     if (customerIds.length === 0) return result
     const known = await this.#o.db.selectFrom('customers').select(['external_id', 'subscription_external_id'])
-      .where('external_id', 'in', customerIds).where('subscription_external_id', 'is not', null).execute()
+      .where('organization_id', '=', this.#organization).where('external_id', 'in', customerIds).where('subscription_external_id', 'is not', null).execute()
     for (const c of known) result.set(c.external_id, { subscription: c.subscription_external_id as string })
     const missing = customerIds.filter((id) => !result.has(id))
-    // A few at a time: each holds a pooled connection (the advisory lock's transaction) during Lago calls.
+    // A few at a time, to spare Lago; no pooled connection is held while Lago answers.
     // Lago errors (unreachable, refused key) propagate: the caller decides between pausing and retrying.
     for (let i = 0; i < missing.length; i += PROVISIONING_CONCURRENCY) {
       const slice = missing.slice(i, i + PROVISIONING_CONCURRENCY)
@@ -104,31 +136,35 @@ export class SubscriptionResolver {
   }
 
   async #lookUpOrProvision (customerId: string): Promise<Resolution> {
-    return await this.#o.db.transaction().execute(async (trx) => {
-      await lockCustomer(trx, customerId)
-      const known = await knownSubscription(trx, customerId)
+    const { db, lago } = this.#o
+    const organization = this.#organization
+    const claim = await claimProvisioning(db, customerId, 'forwarder', this.#o.claimTtlMs, organization)
+    try {
+      const known = await knownSubscription(db, customerId, organization)
       if (known !== null) return { subscription: known }
+      const startsAt = await subscriptionStart(db, customerId, Date.now(), organization)
 
-      const { subscriptions } = await this.#o.lago.listSubscriptions({ external_customer_id: customerId, 'status[]': ['active'] })
+      // Outside any transaction: these calls are idempotent (a subscription is looked up and created by its
+      // external id, a customer is upserted), so a holder that dies half-way leaves nothing a retry cannot finish.
+      const { subscriptions } = await lago.listSubscriptions({ external_customer_id: customerId, 'status[]': ['active'] })
       const active = subscriptions.find((s) => s.status === undefined || s.status === 'active')
       if (active !== undefined) {
-        await rememberSubscription(trx, customerId, active.external_id, active.plan_code, 'lago')
+        await recordProvisioned(db, claim, active.external_id, active.plan_code, 'lago')
         return { subscription: active.external_id }
       }
       if (!this.#o.autoProvision) {
         return { unmapped: `customer "${customerId}" has no active Lago subscription; create it (POST /api/customers with a plan_code) or set AUTO_PROVISION_CUSTOMERS=true` }
       }
-      const startsAt = await subscriptionStart(trx, customerId)
       try {
-        await this.#o.lago.upsertCustomer({ external_id: customerId })
-        const subscription = await this.#o.lago.createSubscription({
+        await lago.upsertCustomer({ external_id: customerId })
+        const subscription = await lago.createSubscription({
           external_customer_id: customerId,
           plan_code: this.#o.planCode,
           external_id: customerId,
           subscription_at: startsAt.toISOString()
         })
-        await rememberSubscription(trx, customerId, subscription.external_id, subscription.plan_code, 'forwarder')
-        this.#o.log.info({ customer: customerId, plan: subscription.plan_code }, 'created the Lago customer and subscription for a new customer')
+        await recordProvisioned(db, claim, subscription.external_id, subscription.plan_code, 'forwarder')
+        this.#o.log.info({ organization, customer: customerId, plan: subscription.plan_code }, 'created the Lago customer and subscription for a new customer')
         return { subscription: subscription.external_id }
       } catch (err) {
         // Lago answered but will not create it (plan missing, external_id taken...): wait as unmapped.
@@ -137,6 +173,8 @@ export class SubscriptionResolver {
         }
         throw err
       }
-    })
+    } finally {
+      await releaseProvisioning(db, claim).catch((err: unknown) => this.#o.log.warn({ err, customer: customerId }, 'could not release a provisioning claim; it expires on its own'))
+    }
   }
 }

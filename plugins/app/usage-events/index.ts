@@ -1,16 +1,20 @@
 import { EventEmitter } from 'node:events'
 import fp from 'fastify-plugin'
 import type { StatsResponseBody, StatusCountsBody } from '../../../schemas/usage-events.js'
-import type { UsageEvent } from './normalize.js'
+import { usageEventProblem, type UsageEvent } from './normalize.js'
 import { countByStatus, countUnsent, insertUsageEvents, oldestUnsentAgeSeconds, receivedInLastMinute, unmappedReasons, type WriteOutcome } from './repository.js'
 import { UsageEventWriter } from './writer.js'
+
+// The reader of this service's own event format, for the routes that take it.
+export { fromLiteLLMEvent, type UsageEvent } from './normalize.js'
 
 export interface UsageEvents {
   /** Stores events durably (committed before this resolves) and reports each one's outcome. */
   ingest: (events: UsageEvent[]) => Promise<WriteOutcome[]>
   /** Counts one rejected (invalid) event for the metrics. */
   rejected: (source: string, count?: number) => void
-  stats: () => Promise<StatsResponseBody>
+  /** One organization's counts by status and source, backlog age, last-minute rate and unmapped reasons. */
+  stats: (organization: string) => Promise<StatsResponseBody>
   /** Emits 'committed' (count) after new events are stored. */
   signals: EventEmitter<{ committed: [number] }>
   writer: UsageEventWriter
@@ -22,17 +26,20 @@ declare module 'fastify' {
   }
 }
 
-const emptyCounts = (): StatusCountsBody => ({ received: 0, pending: 0, failed: 0, forwarded: 0, dead: 0, unmapped: 0, not_billable: 0 })
+const emptyCounts = (): StatusCountsBody => ({ received: 0, pending: 0, failed: 0, forwarded: 0, dead: 0, unmapped: 0, not_billable: 0, lago_error: 0 })
 
 export default fp(async function usageEvents (fastify) {
-  const { config, db, metrics } = fastify
+  const { config, db, log, metrics } = fastify
   const signals = new EventEmitter<{ committed: [number] }>()
   const writer = new UsageEventWriter({
     write: async (events) => await insertUsageEvents(db, events),
     maxBatchRows: config.INGEST_MAX_BATCH_ROWS,
     maxConcurrentWrites: config.INGEST_MAX_CONCURRENT_WRITES,
     lingerMs: config.INGEST_LINGER_MS,
-    onCommitted: (n) => signals.emit('committed', n)
+    onCommitted: (n) => signals.emit('committed', n),
+    check: usageEventProblem,
+    // Only reached when a check above misses something PostgreSQL refuses: worth a look, never a 500.
+    onUnstorable: (event, err) => { log.warn({ err, requestId: event.requestId, source: event.source }, 'PostgreSQL refused a usage event: it alone failed its write') }
   })
 
   metrics.gauge('usage_events_unsent', 'Usage events stored but not yet in Lago (pending or awaiting retry)', async () => await countUnsent(db))
@@ -58,8 +65,9 @@ export default fp(async function usageEvents (fastify) {
     rejected (source, count = 1) {
       metrics.usageEvents.inc({ source, outcome: 'rejected' }, count)
     },
-    async stats () {
-      const [rows, oldest, lastMinute, unmapped] = await Promise.all([countByStatus(db), oldestUnsentAgeSeconds(db), receivedInLastMinute(db), unmappedReasons(db)])
+    async stats (organization) {
+      const [rows, oldest, lastMinute, unmapped] = await Promise.all([countByStatus(db, organization), oldestUnsentAgeSeconds(db, organization),
+        receivedInLastMinute(db, organization), unmappedReasons(db, organization)])
       const totals = emptyCounts()
       const last24h = emptyCounts()
       const bySource: Record<string, StatusCountsBody> = {}

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { LiteLLMUsageEventInput } from '../../../schemas/usage-events.js'
+import { findTextProblem, textFault, wellFormedText, type TextProblem } from '../../../schemas/text.js'
+import { Decimal } from '../lago/decimal.js'
 
 /** customer_external_id of a call that names no customer yet (it waits as unmapped until a mapping names one). */
 export const NO_CUSTOMER = '(unmapped)'
@@ -9,6 +11,8 @@ export interface HoldReason { kind: 'unmapped' | 'not_billable', message: string
 
 /** A usage event ready to be stored: every field normalized, costs as exact decimal strings. */
 export interface UsageEvent {
+  /** The organization it belongs to (the ingestion credential decides); default when unset. */
+  organizationId?: string
   requestId: string
   customerExternalId: string
   model: string
@@ -38,30 +42,16 @@ export interface UsageEvent {
 /**
  * Writes a JS number as the plain decimal it came from. JSON numbers from Python (LiteLLM) and JS producers
  * are the shortest text that round-trips the double, and String(n) yields exactly that text, so 0.00375 is
- * stored as 0.00375, never as 0.0037499999999999999.
+ * stored as 0.00375, never as 0.0037499999999999999. (The product's one decimal reader: Decimal.)
  */
 export function numberToDecimal (n: number): string {
   if (!Number.isFinite(n)) throw new RangeError(`not a finite number: ${n}`)
-  const text = String(n)
-  const match = /^(-?)(\d+)(?:\.(\d+))?e([+-]\d+)$/.exec(text)
-  if (match === null) return normalizeDecimal(text)
-  const [, sign, int, frac = '', exp] = match
-  const digits = int + frac
-  const point = int.length + Number(exp)
-  const plain = point <= 0
-    ? `0.${'0'.repeat(-point)}${digits}`
-    : point >= digits.length ? digits + '0'.repeat(point - digits.length) : `${digits.slice(0, point)}.${digits.slice(point)}`
-  return normalizeDecimal(sign + plain)
+  return Decimal.from(n).toString()
 }
 
 /** Canonical text of a decimal: no leading zeros, no trailing fractional zeros ("0.003750" → "0.00375"). */
 export function normalizeDecimal (text: string): string {
-  const negative = text.startsWith('-')
-  const [intPart, fracPart = ''] = (negative ? text.slice(1) : text).split('.')
-  const int = intPart.replace(/^0+(?=\d)/, '') || '0'
-  const frac = fracPart.replace(/0+$/, '')
-  const body = frac.length > 0 ? `${int}.${frac}` : int
-  return negative && body !== '0' ? `-${body}` : body
+  return Decimal.from(text).toString()
 }
 
 // Keys that carry prompt or completion text in LiteLLM payloads: never stored.
@@ -75,12 +65,14 @@ export const METADATA_MAX_BYTES = 4096
 export function sanitizeMetadata (metadata: Record<string, unknown> | undefined): Record<string, unknown> {
   if (metadata === undefined) return {}
   const clean = (value: unknown, depth: number): unknown => {
-    if (value === null || typeof value !== 'object') return typeof value === 'string' && value.length > 512 ? `${value.slice(0, 512)}…` : value
+    // Kept for the record, never a key: text that cannot be stored is made well-formed rather than refused.
+    if (typeof value === 'string') return wellFormedText(value.length > 512 ? `${value.slice(0, 512)}…` : value)
+    if (typeof value === 'number' && !Number.isFinite(value)) return String(value)
+    if (value === null || typeof value !== 'object') return value
     if (depth >= 3) return '[nested too deep]'
     if (Array.isArray(value)) return value.slice(0, 50).map((v) => clean(v, depth + 1))
-    const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) if (!CONTENT_KEYS.test(k)) out[k] = clean(v, depth + 1)
-    return out
+    // fromEntries: a "__proto__" key stays a plain key.
+    return Object.fromEntries(Object.entries(value).filter(([k]) => !CONTENT_KEYS.test(k)).map(([k, v]) => [wellFormedText(k), clean(v, depth + 1)]))
   }
   const result = clean(metadata, 0) as Record<string, unknown>
   return Buffer.byteLength(JSON.stringify(result)) > METADATA_MAX_BYTES ? { truncated: true } : result
@@ -89,6 +81,37 @@ export function sanitizeMetadata (metadata: Record<string, unknown> | undefined)
 function toDate (timestamp: number | string | undefined, receivedAt: Date): Date {
   if (timestamp === undefined) return receivedAt
   return typeof timestamp === 'number' ? new Date(Math.round(timestamp * 1000)) : new Date(timestamp)
+}
+
+const EVENT_TEXT: Array<[keyof UsageEvent, string]> = [
+  ['requestId', '/request_id'], ['customerExternalId', '/customer_id'], ['model', '/model'], ['provider', '/provider'],
+  ['eventType', '/event_type'], ['apiKeyHash', '/api_key_hash'], ['source', '/source'], ['litellmId', '/litellm_id'],
+  ['litellmCallId', '/litellm_call_id']
+]
+// PostgreSQL's timestamptz goes further, but Lago and ISO-8601 stop at year 9999.
+const MIN_TIME = Date.parse('0001-01-01T00:00:00.000Z')
+const MAX_TIME = Date.parse('9999-12-31T23:59:59.999Z')
+const STORABLE_COST = /^\d{1,20}(\.\d{1,60})?$/
+
+/**
+ * Why a usage event cannot be stored, or undefined: every check PostgreSQL (or Lago after it) would fail on, done
+ * before the event joins a multi-row write, so that it fails alone. Fields are named in usage-event terms.
+ */
+export function usageEventProblem (e: UsageEvent): TextProblem | undefined {
+  for (const [key, field] of EVENT_TEXT) {
+    const value = e[key]
+    if (value === undefined || value === null) continue
+    if (typeof value !== 'string') return { field, message: 'is not text' }
+    const fault = textFault(value)
+    if (fault !== undefined) return { field, message: fault }
+  }
+  const time = e.timestamp instanceof Date ? e.timestamp.getTime() : Number.NaN
+  if (!(time >= MIN_TIME && time <= MAX_TIME)) return { field: '/timestamp', message: 'is not a time between the years 1 and 9999' }
+  for (const [count, field] of [[e.tokensInput, '/tokens_input'], [e.tokensOutput, '/tokens_output'], [e.totalTokens, '/total_tokens']] as const) {
+    if (!Number.isSafeInteger(count) || count < 0) return { field, message: 'is not a whole number of tokens between 0 and 2^53-1' }
+  }
+  if (!STORABLE_COST.test(e.costUsd)) return { field: '/cost_usd', message: 'is not a non-negative decimal with at most 20 integer digits' }
+  return findTextProblem(e.metadata, '/metadata') ?? (e.hold !== undefined ? findTextProblem(e.hold.message, '/hold') : undefined)
 }
 
 /**

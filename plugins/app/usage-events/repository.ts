@@ -1,11 +1,17 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database, UsageEventStatus } from '../../../db/database.js'
+import { DEFAULT_ORGANIZATION_ID, type Database, type UsageEventStatus } from '../../../db/database.js'
 import type { UsageEvent } from './normalize.js'
 
-export type WriteOutcome =
+/** What became of an event that reached the table. */
+export type StoredOutcome =
   | { status: 'accepted', id: number }
   | { status: 'duplicate', id: number }
   | { status: 'conflict', id: number }
+
+/** Not stored: it holds what cannot be stored (the field, in usage-event terms, and why). */
+export interface RejectedOutcome { status: 'rejected', field: string, message: string }
+
+export type WriteOutcome = StoredOutcome | RejectedOutcome
 
 interface InsertResultRow {
   ord: number
@@ -18,8 +24,10 @@ interface InsertResultRow {
  * Whether two events are one LiteLLM call seen twice (through two formats, or a callback fired twice): same
  * litellmId, call ids that do not disagree, and timestamps within the match window when there is one.
  */
-export function sameLiteLLMCall (a: Pick<UsageEvent, 'litellmId' | 'litellmCallId' | 'matchWindowMs' | 'timestamp'>, b: Pick<UsageEvent, 'litellmId' | 'litellmCallId' | 'matchWindowMs' | 'timestamp'>): boolean {
+export function sameLiteLLMCall (a: Pick<UsageEvent, 'organizationId' | 'litellmId' | 'litellmCallId' | 'matchWindowMs' | 'timestamp'>, b: Pick<UsageEvent, 'organizationId' | 'litellmId' | 'litellmCallId' | 'matchWindowMs' | 'timestamp'>): boolean {
   if (a.litellmId === undefined || a.litellmId !== b.litellmId) return false
+  // One call belongs to one organization: the same id in two organizations is two calls.
+  if ((a.organizationId ?? DEFAULT_ORGANIZATION_ID) !== (b.organizationId ?? DEFAULT_ORGANIZATION_ID)) return false
   if (a.litellmCallId !== undefined && b.litellmCallId !== undefined && a.litellmCallId !== b.litellmCallId) return false
   const window = a.matchWindowMs ?? b.matchWindowMs
   return window === undefined || Math.abs(a.timestamp.getTime() - b.timestamp.getTime()) <= window
@@ -35,7 +43,7 @@ export function sameLiteLLMCall (a: Pick<UsageEvent, 'litellmId' | 'litellmCallI
  * and looks the ids up (one indexed query, whatever the planner's statistics say), so two formats delivering one
  * call at the same moment still store it once. Writes without such ids skip all of that.
  */
-export async function insertUsageEvents (db: Kysely<Database>, events: UsageEvent[]): Promise<WriteOutcome[]> {
+export async function insertUsageEvents (db: Kysely<Database>, events: UsageEvent[]): Promise<StoredOutcome[]> {
   // The same request_id (or the same LiteLLM call) twice in one write: store the first, judge the others
   // against it.
   const firstIndex = new Map<string, number>()
@@ -45,7 +53,7 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
   const uniqueIndexOf: number[] = []
   const sameCallAs: number[] = []
   for (const [i, e] of events.entries()) {
-    const seen = firstIndex.get(e.requestId)
+    const seen = firstIndex.get(requestKey(e))
     if (seen !== undefined) {
       uniqueIndexOf[i] = -1 - seen
       continue
@@ -57,7 +65,7 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
       sameCallAs[i] = call
       continue
     }
-    firstIndex.set(e.requestId, unique.length)
+    firstIndex.set(requestKey(e), unique.length)
     uniqueIndexOf[i] = unique.length
     if (e.litellmId !== undefined) {
       if (candidates === undefined) uniqueByCall.set(e.litellmId, [unique.length])
@@ -67,7 +75,7 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
   }
 
   const calls = [...uniqueByCall.keys()].sort()
-  const outcomes: WriteOutcome[] = new Array(unique.length)
+  const outcomes: StoredOutcome[] = new Array(unique.length)
   const stored: string[] = new Array(unique.length)
   if (calls.length === 0) {
     await insertUnique(db, unique, unique.map((_, i) => i), outcomes, stored)
@@ -76,7 +84,7 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
       // In a fixed order, so that two writes sharing calls never wait on each other crosswise.
       await sql`SELECT pg_advisory_xact_lock(hashtextextended('litellm-call:' || c, 0))
                   FROM unnest(${calls}::text[]) WITH ORDINALITY AS t(c, o) ORDER BY o`.execute(trx)
-      const known = await trx.selectFrom('litellm_usage_events').select(['id', 'request_id', 'fingerprint', 'litellm_id', 'litellm_call_id', 'timestamp'])
+      const known = await trx.selectFrom('litellm_usage_events').select(['id', 'organization_id', 'request_id', 'fingerprint', 'litellm_id', 'litellm_call_id', 'timestamp'])
         .where('litellm_id', '=', sql<string>`ANY(${calls}::text[])`).orderBy('id').execute()
       // Grouped by litellm_id, each group in id order (rows without one can never match).
       const knownByCall = new Map<string, typeof known>()
@@ -90,7 +98,7 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
       for (const [i, e] of unique.entries()) {
         const match = e.litellmId === undefined
           ? undefined
-          : knownByCall.get(e.litellmId)?.find((k) => sameLiteLLMCall(e, { litellmId: k.litellm_id ?? undefined, litellmCallId: k.litellm_call_id ?? undefined, timestamp: k.timestamp }))
+          : knownByCall.get(e.litellmId)?.find((k) => sameLiteLLMCall(e, { organizationId: k.organization_id, litellmId: k.litellm_id ?? undefined, litellmCallId: k.litellm_call_id ?? undefined, timestamp: k.timestamp }))
         if (match === undefined) {
           fresh.push(i)
         } else if (match.request_id === e.requestId) {
@@ -115,41 +123,45 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
   })
 }
 
+/** An event's identity for deduplication: its request_id within its organization. */
+const requestKey = (e: UsageEvent): string => `${e.organizationId ?? DEFAULT_ORGANIZATION_ID}\u0000${e.requestId}`
+
 /**
  * The INSERT of events with distinct request_ids; fills outcomes[at[k]] and stored[at[k]] (the fingerprint of the
  * row now stored) for each rows[k].
  */
-async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: number[], outcomes: WriteOutcome[], stored: string[]): Promise<void> {
+async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: number[], outcomes: StoredOutcome[], stored: string[]): Promise<void> {
   if (rows.length === 0) return
   const col = <T>(pick: (e: UsageEvent) => T): T[] => rows.map(pick)
   const { rows: results } = await sql<InsertResultRow>`
     WITH input AS (
       SELECT * FROM unnest(
-        ${col((e) => e.requestId)}::text[], ${col((e) => e.customerExternalId)}::text[], ${col((e) => e.model)}::text[],
+        ${col((e) => e.organizationId ?? DEFAULT_ORGANIZATION_ID)}::text[], ${col((e) => e.requestId)}::text[], ${col((e) => e.customerExternalId)}::text[], ${col((e) => e.model)}::text[],
         ${col((e) => e.provider)}::text[], ${col((e) => e.eventType)}::text[], ${col((e) => e.tokensInput)}::bigint[],
         ${col((e) => e.tokensOutput)}::bigint[], ${col((e) => e.totalTokens)}::bigint[], ${col((e) => e.costUsd)}::numeric[],
         ${col((e) => e.apiKeyHash)}::text[], ${col((e) => e.timestamp.toISOString())}::timestamptz[], ${col((e) => e.source)}::text[],
         ${col((e) => e.fingerprint)}::text[], ${col((e) => JSON.stringify(e.metadata))}::jsonb[],
         ${col((e) => e.hold?.kind ?? 'pending')}::text[], ${col((e) => e.hold !== undefined ? JSON.stringify(e.hold) : null)}::jsonb[],
         ${col((e) => e.litellmId ?? null)}::text[], ${col((e) => e.litellmCallId ?? null)}::text[]
-      ) WITH ORDINALITY AS t(request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
+      ) WITH ORDINALITY AS t(organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
                              total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata,
                              status, last_error, litellm_id, litellm_call_id, ord)
     ), inserted AS (
-      INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, event_type, tokens_input,
+      INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input,
                                         tokens_output, total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint,
                                         metadata, status, last_error, litellm_id, litellm_call_id)
-      SELECT request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
+      SELECT organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
              total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata, status, last_error,
              litellm_id, litellm_call_id
         FROM input ORDER BY ord
-      ON CONFLICT (request_id) DO NOTHING
-      RETURNING id, request_id
+      ON CONFLICT (organization_id, request_id) DO NOTHING
+      RETURNING id, organization_id, request_id
     )
     SELECT input.ord::int AS ord, inserted.id, existing.id AS existing_id, existing.fingerprint AS existing_fingerprint
       FROM input
-      LEFT JOIN inserted ON inserted.request_id = input.request_id
-      LEFT JOIN litellm_usage_events existing ON inserted.id IS NULL AND existing.request_id = input.request_id
+      LEFT JOIN inserted ON inserted.organization_id = input.organization_id AND inserted.request_id = input.request_id
+      LEFT JOIN litellm_usage_events existing ON inserted.id IS NULL AND existing.organization_id = input.organization_id
+                                             AND existing.request_id = input.request_id
   `.execute(db)
 
   const settle = (k: number, id: number, fingerprint: string): void => {
@@ -170,11 +182,11 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
   }
   // Inserted by a transaction that committed after this statement's snapshot: look again.
   if (unseen.length > 0) {
-    const existing = await db.selectFrom('litellm_usage_events').select(['id', 'request_id', 'fingerprint'])
+    const existing = await db.selectFrom('litellm_usage_events').select(['id', 'organization_id', 'request_id', 'fingerprint'])
       .where('request_id', 'in', unseen.map((k) => rows[k].requestId)).execute()
-    const byRequestId = new Map(existing.map((r) => [r.request_id, r]))
+    const byRequestId = new Map(existing.map((r) => [requestKey({ organizationId: r.organization_id, requestId: r.request_id } as UsageEvent), r]))
     for (const k of unseen) {
-      const row = byRequestId.get(rows[k].requestId)
+      const row = byRequestId.get(requestKey(rows[k]))
       if (row === undefined) throw new Error(`usage event ${rows[k].requestId} was neither inserted nor found`)
       settle(k, row.id, row.fingerprint)
     }
@@ -183,27 +195,52 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
 
 export interface StatusCountRow { source: string, status: UsageEventStatus, total: number, last_24h: number }
 
-export async function countByStatus (db: Kysely<Database>): Promise<StatusCountRow[]> {
+/**
+ * One organization's totals from usage_event_counts (kept per organization by triggers: the cost does not grow with
+ * the table); its last 24 hours from the received_at index (the cost grows with a day's events, not with the table).
+ */
+export async function countByStatus (db: Kysely<Database>, organization: string): Promise<StatusCountRow[]> {
   const { rows } = await sql<StatusCountRow>`
-    SELECT source, status, count(*)::int AS total,
-           count(*) FILTER (WHERE received_at > now() - interval '24 hours')::int AS last_24h
-      FROM litellm_usage_events GROUP BY source, status`.execute(db)
+    WITH totals AS (
+      SELECT source, status, sum(events)::int AS total FROM usage_event_counts
+       WHERE organization_id = ${organization} GROUP BY source, status
+    ), recent AS (
+      SELECT source, status, count(*)::int AS last_24h FROM litellm_usage_events
+       WHERE received_at > now() - interval '24 hours' AND organization_id = ${organization} GROUP BY source, status
+    )
+    SELECT coalesce(t.source, r.source) AS source, coalesce(t.status, r.status) AS status,
+           coalesce(t.total, 0) AS total, coalesce(r.last_24h, 0) AS last_24h
+      FROM totals t FULL JOIN recent r ON r.source = t.source AND r.status = t.status
+     WHERE coalesce(t.total, 0) <> 0 OR coalesce(r.last_24h, 0) <> 0`.execute(db)
   return rows
 }
 
-/** Why events wait as unmapped, most frequent first. */
-export async function unmappedReasons (db: Kysely<Database>, limit = 10): Promise<Array<{ reason: string, events: number }>> {
+/** Most recent unmapped events whose reasons are tallied: the stats must not read every event ever left unmapped. */
+export const UNMAPPED_REASONS_SAMPLE = 1000
+
+/**
+ * Why an organization's events wait as unmapped, most frequent first, among the UNMAPPED_REASONS_SAMPLE most recent
+ * of them (the (organization_id, status, id) problems index read backwards: its cost does not grow with the table,
+ * the unmapped backlog, or other organizations' problems).
+ */
+export async function unmappedReasons (db: Kysely<Database>, organization: string, limit = 10): Promise<Array<{ reason: string, events: number }>> {
   const { rows } = await sql<{ reason: string, events: number }>`
-    SELECT coalesce(last_error->>'message', 'unknown') AS reason, count(*)::int AS events FROM litellm_usage_events
-     WHERE status = 'unmapped' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ${limit}`.execute(db)
+    SELECT coalesce(last_error->>'message', 'unknown') AS reason, count(*)::int AS events
+      FROM (SELECT last_error FROM litellm_usage_events WHERE organization_id = ${organization} AND status = 'unmapped'
+             ORDER BY id DESC LIMIT ${UNMAPPED_REASONS_SAMPLE}) AS recent
+     GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ${limit}`.execute(db)
   return rows
 }
 
-/** Age of the oldest event not yet in Lago, in seconds; null when nothing waits. */
-export async function oldestUnsentAgeSeconds (db: Kysely<Database>): Promise<number | null> {
+/**
+ * Age of the oldest event not yet in Lago, in seconds (of one organization, else of any); null when nothing waits.
+ * Per organization it reads that organization's unsent index.
+ */
+export async function oldestUnsentAgeSeconds (db: Kysely<Database>, organization?: string): Promise<number | null> {
   const { rows } = await sql<{ age: number | null }>`
     SELECT extract(epoch FROM now() - received_at)::float8 AS age FROM litellm_usage_events
-     WHERE status IN ('pending', 'failed') ORDER BY id LIMIT 1`.execute(db)
+     WHERE status IN ('pending', 'failed') ${organization !== undefined ? sql`AND organization_id = ${organization}` : sql``}
+     ORDER BY ${organization !== undefined ? sql`organization_id, id` : sql`id`} LIMIT 1`.execute(db)
   return rows[0]?.age ?? null
 }
 
@@ -213,8 +250,9 @@ export async function countUnsent (db: Kysely<Database>): Promise<number> {
   return rows[0].n
 }
 
-export async function receivedInLastMinute (db: Kysely<Database>): Promise<number> {
+export async function receivedInLastMinute (db: Kysely<Database>, organization: string): Promise<number> {
   const { rows } = await sql<{ n: number }>`
-    SELECT count(*)::int AS n FROM litellm_usage_events WHERE received_at > now() - interval '1 minute'`.execute(db)
+    SELECT count(*)::int AS n FROM litellm_usage_events
+     WHERE received_at > now() - interval '1 minute' AND organization_id = ${organization}`.execute(db)
   return rows[0].n
 }

@@ -1,3 +1,4 @@
+import { databaseUnavailable } from '../../../db/errors.js'
 import type { UsageEvent } from './normalize.js'
 import type { WriteOutcome } from './repository.js'
 
@@ -10,6 +11,36 @@ export interface UsageEventWriterOptions {
   lingerMs: number
   /** Called after each commit with the number of new events (wakes the forwarder). */
   onCommitted?: (accepted: number) => void
+  /** Why an event cannot be stored (checked before it joins a write), or undefined. */
+  check?: (event: UsageEvent) => { field: string, message: string } | undefined
+  /** Told about each event a write refused for a data reason, once found by splitting the write. */
+  onUnstorable?: (event: UsageEvent, err: unknown) => void
+}
+
+// SQLSTATE classes caused by the rows written, not by the database: data exception (22: bad encoding, NUL, out
+// of range), integrity constraint violation (23: a CHECK), program limit exceeded (54: an index row too large).
+const DATA_SQLSTATE = /^(22|23|54)/
+
+/**
+ * Whether a failed write failed because of what some of its rows hold, so that the same rows written in smaller
+ * groups would fail alone: PostgreSQL's data errors, and a RangeError raised while turning a row into SQL
+ * parameters (an invalid Date). An unavailable database never is: retrying row by row would only
+ * multiply the failures, and every request of the write gets the 503.
+ */
+export function isDataError (err: unknown): boolean {
+  if (databaseUnavailable(err)) return false
+  if (typeof err !== 'object' || err === null) return false
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string') return DATA_SQLSTATE.test(code)
+  // A RangeError is a value JS cannot write (an invalid Date); other errors without a SQLSTATE are bugs: a 500.
+  return err instanceof RangeError
+}
+
+/** The outcome of an event PostgreSQL refused: what is said to its request (a 4xx, never a 500). */
+function unstorable (err: unknown): WriteOutcome {
+  const { code, message } = err as { code?: unknown, message?: unknown }
+  const why = typeof message === 'string' ? message.slice(0, 200) : 'refused'
+  return { status: 'rejected', field: '/', message: `cannot be stored: ${why}${typeof code === 'string' ? ` (SQLSTATE ${code})` : ''}` }
 }
 
 interface Waiting {
@@ -42,12 +73,20 @@ export class UsageEventWriter {
     this.#opts = opts
   }
 
-  /** Resolves with one outcome per event once they are committed; rejects if the write failed. */
+  /**
+   * Resolves with one outcome per event once they are committed; rejects if the write failed for a reason other
+   * than the events themselves (the database unavailable). An event that cannot be stored is answered 'rejected'
+   * without failing the others: refused before the write by `check`, or found by splitting a write that failed.
+   */
   submit (events: UsageEvent[]): Promise<WriteOutcome[]> {
     if (this.#closed) return Promise.reject(new WriterClosedError())
-    const promises = events.map((event) => new Promise<WriteOutcome>((resolve, reject) => {
-      this.#queue.push({ event, resolve, reject })
-    }))
+    const promises = events.map((event) => {
+      const problem = this.#opts.check?.(event)
+      if (problem !== undefined) return Promise.resolve<WriteOutcome>({ status: 'rejected', ...problem })
+      return new Promise<WriteOutcome>((resolve, reject) => {
+        this.#queue.push({ event, resolve, reject })
+      })
+    })
     this.#schedule()
     return Promise.all(promises)
   }
@@ -78,21 +117,44 @@ export class UsageEventWriter {
     const batch = this.#queue.splice(0, this.#opts.maxBatchRows)
     this.#inFlight++
     this.#schedule()
-    this.#opts.write(batch.map((w) => w.event)).then((outcomes) => {
-      let accepted = 0
-      for (const [i, w] of batch.entries()) {
-        if (outcomes[i].status === 'accepted') accepted++
-        w.resolve(outcomes[i])
-      }
-      if (accepted > 0) {
-        try { this.#opts.onCommitted?.(accepted) } catch { /* a listener's failure must not fail the write */ }
-      }
-    }, (err: unknown) => {
-      for (const w of batch) w.reject(err)
-    }).finally(() => {
+    this.#write(batch).finally(() => {
       this.#inFlight--
       this.#schedule()
       if (this.#queue.length === 0 && this.#inFlight === 0) for (const done of this.#drained.splice(0)) done()
     })
+  }
+
+  /**
+   * Writes a group and answers its events. When the write fails for a data reason, the group is split in two and
+   * each half written on its own (in order, so that a request_id repeated across halves is judged as before),
+   * down to single events: only the rows that cannot be stored fail, the others are answered as if alone.
+   */
+  async #write (batch: Waiting[]): Promise<void> {
+    let outcomes: WriteOutcome[]
+    try {
+      outcomes = await this.#opts.write(batch.map((w) => w.event))
+    } catch (err) {
+      if (!isDataError(err)) {
+        for (const w of batch) w.reject(err)
+        return
+      }
+      if (batch.length === 1) {
+        try { this.#opts.onUnstorable?.(batch[0].event, err) } catch { /* reporting must not fail the answer */ }
+        batch[0].resolve(unstorable(err))
+        return
+      }
+      const half = Math.ceil(batch.length / 2)
+      await this.#write(batch.slice(0, half))
+      await this.#write(batch.slice(half))
+      return
+    }
+    let accepted = 0
+    for (const [i, w] of batch.entries()) {
+      if (outcomes[i].status === 'accepted') accepted++
+      w.resolve(outcomes[i])
+    }
+    if (accepted > 0) {
+      try { this.#opts.onCommitted?.(accepted) } catch { /* a listener's failure must not fail the write */ }
+    }
   }
 }

@@ -14,7 +14,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       body: CustomerCreate,
       response: { 200: Customer, ...errorResponses(...BODY_ERRORS, ...LAGO_ERRORS) }
     }
-  }, async (request) => await fastify.billing.customers.upsert(request.body))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).customers.upsert(request.body))
 
   fastify.get('/', {
     schema: {
@@ -26,7 +26,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const { page = 1, per_page: perPage = 20, search } = request.query
-    return await fastify.billing.customers.list(page, perPage, search)
+    return await (await fastify.billing.for(request.organizationId)).customers.list(page, perPage, search)
   })
 }
 

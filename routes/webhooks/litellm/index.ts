@@ -1,14 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IngestResponse, LiteLLMUsageEvent } from '../../../schemas/usage-events.js'
-import { RequestIdConflictError, errorResponses } from '../../../schemas/errors.js'
+import { RequestIdConflictError, errorBody, errorResponses } from '../../../schemas/errors.js'
 import { WEBHOOK_AUTH } from '../../../schemas/common.js'
-import { fromLiteLLMEvent } from '../../../plugins/app/usage-events/normalize.js'
+import { fromLiteLLMEvent } from '../../../plugins/app/usage-events/index.js'
 
 const SOURCE = 'webhook'
+// Requests whose rejection the ingestion already counted (an event the writer refused).
+const countedRejections = new WeakSet<object>()
 
 const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/', {
-    config: { rateLimitGroup: 'ingestion' },
+    // The ingestion limit of ./autohooks.ts instead of the general one.
+    config: { rateLimit: false },
     schema: {
       tags: ['ingestion'],
       security: WEBHOOK_AUTH,
@@ -19,12 +22,16 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       body: LiteLLMUsageEvent,
       response: { 200: IngestResponse, 202: IngestResponse, ...errorResponses(400, 401, 409, 413, 415, 503) }
     },
-    onResponse: async (_request, reply) => {
-      if (reply.statusCode === 400) fastify.usageEvents.rejected(SOURCE)
+    onResponse: async (request, reply) => {
+      if (reply.statusCode === 400 && !countedRejections.has(request)) fastify.usageEvents.rejected(SOURCE)
     }
   }, async (request, reply) => {
-    const event = fromLiteLLMEvent(request.body, SOURCE, new Date())
+    const event = { ...fromLiteLLMEvent(request.body, SOURCE, new Date()), organizationId: request.organizationId }
     const [outcome] = await fastify.usageEvents.ingest([event])
+    if (outcome.status === 'rejected') {
+      countedRejections.add(request)
+      return await reply.code(400).send(errorBody(400, 'invalid_event', `body field ${outcome.field} ${outcome.message}`, [{ field: outcome.field, message: outcome.message }]))
+    }
     if (outcome.status === 'conflict') throw new RequestIdConflictError(event.requestId)
     return reply.code(outcome.status === 'accepted' ? 202 : 200)
       .send({ status: outcome.status, request_id: event.requestId, id: outcome.id })

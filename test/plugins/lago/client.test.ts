@@ -1,8 +1,8 @@
-import net from 'node:net'
 import t from 'tap'
 import { LagoClient } from '../../../plugins/app/lago/client.js'
 import { classifyLagoError, LagoApiError, LagoNotConfiguredError, LagoUnavailableError } from '../../../plugins/app/lago/errors.js'
 import { clientFor, seedCatalog, simulator, usageEvent } from '../../helpers/lago.js'
+import { freePort } from '../../helpers/ports.js'
 
 const BATCH = 'POST /api/v1/events/batch'
 
@@ -125,7 +125,12 @@ t.test('billable metrics and plans: create, get, list, update, delete, with Lago
   t.same(duplicate.fieldErrors(), { code: ['value_already_exist'] })
 
   const plan = await client.createPlan({
-    name: 'Pro', code: 'pro', interval: 'monthly', amount_cents: 1000, amount_currency: 'USD', pay_in_advance: false,
+    name: 'Pro',
+    code: 'pro',
+    interval: 'monthly',
+    amount_cents: 1000,
+    amount_currency: 'USD',
+    pay_in_advance: false,
     charges: [{ billable_metric_id: metric.lago_id, charge_model: 'graduated', properties: { graduated_ranges: [{ from_value: 0, to_value: 100, per_unit_amount: '0', flat_amount: '0' }, { from_value: 101, to_value: null, per_unit_amount: '0.01', flat_amount: '1' }] } }]
   })
   t.match(plan, { code: 'pro', amount_cents: 1000, charges: [{ charge_model: 'graduated', billable_metric_code: 'tokens', lago_billable_metric_id: metric.lago_id }] })
@@ -135,13 +140,23 @@ t.test('billable metrics and plans: create, get, list, update, delete, with Lago
   t.match(updated, { name: 'Pro 2', charges: [{ lago_id: plan.charges?.[0].lago_id, charge_model: 'standard', properties: { amount: '0.02' } }] })
 
   const numberPrice = await thrown(t, () => client.createPlan({
-    name: 'Bad', code: 'bad', interval: 'monthly', amount_cents: 0, amount_currency: 'USD', pay_in_advance: false,
+    name: 'Bad',
+    code: 'bad',
+    interval: 'monthly',
+    amount_cents: 0,
+    amount_currency: 'USD',
+    pay_in_advance: false,
     // A JSON number where Lago wants a decimal string.
     charges: [{ billable_metric_id: metric.lago_id, charge_model: 'standard', properties: { amount: 0.02 as unknown as string } }]
   })) as LagoApiError
   t.same(numberPrice.fieldErrors(), { amount: ['invalid_amount'] })
   const unknownMetric = await thrown(t, () => client.createPlan({
-    name: 'Bad', code: 'bad', interval: 'monthly', amount_cents: 0, amount_currency: 'USD', pay_in_advance: false,
+    name: 'Bad',
+    code: 'bad',
+    interval: 'monthly',
+    amount_cents: 0,
+    amount_currency: 'USD',
+    pay_in_advance: false,
     charges: [{ billable_metric_id: '00000000-0000-0000-0000-000000000000', charge_model: 'standard', properties: { amount: '1' } }]
   })) as LagoApiError
   t.match(unknownMetric, { status: 404, code: 'billable_metric_not_found' })
@@ -252,12 +267,7 @@ t.test('timeouts, dropped and refused connections are LagoUnavailableError with 
   t.match(sim.requests.entries().at(-1), { status: 'dropped', fault: 'drop' })
 
   // A port nobody listens on: grab a free one and close it.
-  const port = await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
+  const port = await freePort()
   const refused = new LagoClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: 'k' })
   t.teardown(() => refused.close())
   t.equal((await thrown(t, () => refused.listPlans()) as LagoUnavailableError).kind, 'connection_refused')

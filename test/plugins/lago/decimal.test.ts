@@ -57,3 +57,9 @@ t.test('compares and formats', async (t) => {
   t.throws(() => d('90071992547409930').toSafeInteger(), RangeError)
   t.equal(JSON.stringify({ v: d('0.003750') }), '{"v":"0.00375"}', 'serializes as a decimal string, never a float')
 })
+
+t.test('zero has one spelling however it is written', async (t) => {
+  for (const text of ['0', '0.0', '-0.00', '000', '0e5', '0.000e-3']) t.equal(Decimal.from(text).toString(), '0', text)
+  t.equal(Decimal.from('1.5').minus('1.5').toString(), '0')
+  t.equal(Decimal.from('0.10').times('0').toString(), '0')
+})

@@ -12,14 +12,15 @@ t.test('fastify.lago talks to LAGO_API_URL with LAGO_API_KEY and reports attempt
   const event = await app.lago.createEvent(usageEvent('plugin-1', 'sub-1'))
   t.equal(event.transaction_id, 'plugin-1')
   t.equal(sim.state.eventCount, 1)
-  sim.faults.failNext(1, 503)
+  // Scoped to the events route: the app's own start-up calls (bootstrap) must not take the fault.
+  sim.faults.failNext(1, 503, { route: 'POST /api/v1/events' })
   const failed = await app.lago.createEvent(usageEvent('plugin-2', 'sub-1')).catch((err: unknown) => err)
   t.ok(failed instanceof LagoApiError)
   t.match(failed, { status: 503 })
 
   const metrics = await app.inject({ method: 'GET', url: '/health/metrics' })
-  t.match(metrics.body, /lago_request_duration_seconds_count\{operation="createEvent",outcome="200"\} 1/)
-  t.match(metrics.body, /lago_request_duration_seconds_count\{operation="createEvent",outcome="503"\} 1/)
+  t.match(metrics.body, /lago_request_duration_seconds_count\{operation="createEvent",outcome="200",organization="default"\} 1/)
+  t.match(metrics.body, /lago_request_duration_seconds_count\{operation="createEvent",outcome="503",organization="default"\} 1/)
 })
 
 t.test('without LAGO_API_KEY the service starts and Lago calls fail with a clear error', async (t) => {

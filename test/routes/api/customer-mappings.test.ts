@@ -53,14 +53,19 @@ t.test('unmapped calls wait, are visible, and reach Lago once a mapping names th
   // This file's database is shared with its other tests: count this team's calls among the unmapped ones.
   t.ok(stats.totals.unmapped >= 5)
   t.ok(stats.unmapped_reasons.some((r: { events: number, reason: string }) => r.events === 5 && r.reason.includes(`no customer mapping for team "${team}"`)), 'the reason is listed with its count')
-  await new Promise((resolve) => setTimeout(resolve, 400)) // several forwarder polls and unmapped re-checks
+  // A mapped call stored after them reaching Lago shows the forwarder has claimed since they were stored.
+  const sentinelTeam = uid('mapped-team')
+  await app.inject({ method: 'POST', url: '/api/customer-mappings', headers: admin, payload: { identity: 'team', value: sentinelTeam, customer_id: uid('sentinel') } })
+  const sentinel = standardLoggingPayload(simulateCall({ team: sentinelTeam, startMicros: (Date.now() - 5000) * 1000 }))
+  t.match((await postGeneric(app, [sentinel])).json(), { accepted: 1, unmapped: 0 })
+  await until(() => storedFor(sim, [sentinel.litellm_call_id]).size === 1, 'the mapped call to reach Lago')
   t.equal(storedFor(sim, ids).size, 0, 'nothing reaches Lago without a customer')
   t.notOk(sim.state.listCustomers({}).customers.some((c) => c.external_id === '(unmapped)'), 'and no Lago customer is provisioned for the placeholder')
 
   const customer = uid('acme')
   const mapped = await app.inject({ method: 'POST', url: '/api/customer-mappings', headers: admin, payload: { identity: 'team', value: team, customer_id: customer } })
   t.equal(mapped.json().released_events, 5)
-  await until(async () => (await storedEvents(db, `request_id = ANY($1) AND status = 'forwarded'`, [ids])).length === 5, 'forwarded')
+  await until(async () => (await storedEvents(db, 'request_id = ANY($1) AND status = \'forwarded\'', [ids])).length === 5, 'forwarded')
   const stored = storedFor(sim, ids)
   t.equal(stored.size, 5)
   t.ok([...stored.values()].every((n) => n === 1), 'each exactly once')

@@ -20,8 +20,17 @@ t.test('invoices: a customer\'s list with filters, one invoice with its fees, th
   t.equal(all.statusCode, 200)
   t.same(all.json().invoices.map((i: { lago_id: string }) => i.lago_id), [december.lago_id, november.lago_id, october.lago_id], 'newest first')
   t.match(all.json().invoices[2], {
-    lago_id: october.lago_id, number: String, issuing_date: '2026-10-31', status: 'finalized', payment_status: 'pending',
-    invoice_type: 'subscription', currency: 'USD', fees_amount_cents: 1500, taxes_amount_cents: 0, total_amount_cents: 1500, file_url: null
+    lago_id: october.lago_id,
+    number: String,
+    issuing_date: '2026-10-31',
+    status: 'finalized',
+    payment_status: 'pending',
+    invoice_type: 'subscription',
+    currency: 'USD',
+    fees_amount_cents: 1500,
+    taxes_amount_cents: 0,
+    total_amount_cents: 1500,
+    file_url: null
   })
   const ids = async (query: string) => (await api.get(`/api/customers/inv/invoices?${query}`)).json().invoices.map((i: { lago_id: string }) => i.lago_id)
   t.same(await ids('status=draft'), [november.lago_id])

@@ -9,9 +9,21 @@ const env = { WEBHOOK_TOKENS: INGEST_TOKEN, LITELLM_ALERTS_SECRET: SECRET, API_K
 /** What LiteLLM's alerting webhook posts: only Content-type, no credentials. */
 const alert = (body: Record<string, unknown>) => ({ method: 'POST' as const, url: `/webhooks/litellm/alerts/${SECRET}`, headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) })
 const spendTracked = (customer: string, spend: number | null) => ({
-  spend, max_budget: null, soft_budget: null, token: 'a'.repeat(64), customer_id: customer, user_id: null, team_id: null, team_alias: null,
-  user_email: null, key_alias: 'acme-prod', projected_exceeded_date: null, projected_spend: null, event_group: 'end_user',
-  event: 'spend_tracked', event_message: `Customer spend tracked. Customer=${customer}, spend=${String(spend)}`
+  spend,
+  max_budget: null,
+  soft_budget: null,
+  token: 'a'.repeat(64),
+  customer_id: customer,
+  user_id: null,
+  team_id: null,
+  team_alias: null,
+  user_email: null,
+  key_alias: 'acme-prod',
+  projected_exceeded_date: null,
+  projected_spend: null,
+  event_group: 'end_user',
+  event: 'spend_tracked',
+  event_message: `Customer spend tracked. Customer=${customer}, spend=${String(spend)}`
 })
 
 t.test('spend_tracked alerts: exactly 200, a per-customer ledger, never usage', async (t) => {

@@ -15,13 +15,13 @@ t.test('a json_array batch of 512 payloads with null elements: each call stored 
   t.equal(res.statusCode, 202)
   t.match(res.json(), { received: 512, accepted: 504, skipped: 8, rejected: 0, duplicate: 0, problems: [] })
 
-  const stored = await storedEvents(db, `metadata->'identities'->>'team' = $1`, [team])
+  const stored = await storedEvents(db, 'metadata->\'identities\'->>\'team\' = $1', [team])
   t.equal(stored.length, 504)
   t.ok(stored.every((e) => e.source === 'generic_api' && e.status === 'pending' && e.customer_external_id.startsWith(`${team}-user-`)))
   t.equal(stored[0].cost_usd, '0.000183', 'the cost as LiteLLM wrote it')
   t.equal(stored[1].cost_usd, '0.0001831')
   t.match(stored[0], { model: 'gpt-4o-mini', tokens_input: 412, tokens_output: 202, total_tokens: 614, metadata: { customer_from: 'end_user', call_type: 'acompletion', identities: { team } } })
-  const everything = (await db.query(`SELECT string_agg(metadata::text || coalesce(last_error::text, ''), ' ') AS all FROM litellm_usage_events`)).rows[0].all as string
+  const everything = (await db.query('SELECT string_agg(metadata::text || coalesce(last_error::text, \'\'), \' \') AS all FROM litellm_usage_events')).rows[0].all as string
   for (const secret of ['SYSTEM-PROMPT-SECRET', 'USER-PROMPT-SECRET', 'COMPLETION-SECRET', 'HIDDEN-PARAM-SECRET', 'PROMPT-IN-REQUESTER-METADATA']) {
     t.notOk(everything.includes(secret), `${secret} is stored nowhere`)
   }
@@ -38,7 +38,7 @@ t.test('NDJSON sent as application/json, a single object, and Python NaN costs',
   t.match(res.json(), { received: 3, accepted: 3 })
   const single = await postGeneric(app, payload({ team }))
   t.match(single.json(), { received: 1, accepted: 1 })
-  const stored = await storedEvents(db, `metadata->'identities'->>'team' = $1`, [team])
+  const stored = await storedEvents(db, 'metadata->\'identities\'->>\'team\' = $1', [team])
   t.equal(stored.length, 4)
   t.equal(stored[0].cost_usd, '0', 'NaN is stored as 0…')
   t.match(stored[0].metadata.notes, [/response_cost was NaN/], '…with a note saying so')
@@ -53,7 +53,7 @@ t.test('an NDJSON body of GENERIC_MAX_PAYLOADS (2,048) lines is read whole and e
   const res = await postGeneric(app, ndjson)
   t.equal(res.statusCode, 202)
   t.match(res.json(), { received: 2048, accepted: 2048, rejected: 0, duplicate: 0, problems: [] })
-  const { rows } = await db.query(`SELECT count(*)::int AS n FROM litellm_usage_events WHERE metadata->'identities'->>'team' = $1`, [team])
+  const { rows } = await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE metadata->\'identities\'->>\'team\' = $1', [team])
   t.equal(rows[0].n, 2048)
 })
 
@@ -70,7 +70,7 @@ t.test('double-fired callbacks and resent batches are one call; cache hits are t
   const again = await postGeneric(app, [first, hit])
   t.equal(again.statusCode, 200, 'nothing new')
   t.match(again.json(), { accepted: 0, duplicate: 2 })
-  const stored = await storedEvents(db, `metadata->'identities'->>'team' = $1`, [team])
+  const stored = await storedEvents(db, 'metadata->\'identities\'->>\'team\' = $1', [team])
   t.equal(stored.length, 2)
   t.match(stored[1], { cost_usd: '0', litellm_id: `${original.responseId}_cache_hit`, metadata: { cache_hit: true } })
   const changed = await postGeneric(app, [{ ...first, prompt_tokens: 1 }])
@@ -85,14 +85,14 @@ t.test('failed calls are stored as not_billable; calls without an identity wait 
   const anonymous: Record<string, unknown> = { ...payload({}), end_user: '' }
   const res = await postGeneric(app, [failure, anonymous])
   t.match(res.json(), { accepted: 2, not_billable: 1, unmapped: 1 })
-  const [failed] = await storedEvents(db, `request_id = $1`, [failure.litellm_call_id])
+  const [failed] = await storedEvents(db, 'request_id = $1', [failure.litellm_call_id])
   t.match(failed, { status: 'not_billable', customer_external_id: team, cost_usd: '0', last_error: { kind: 'not_billable', message: /RateLimitError, status 429/ } })
-  const [parked] = await storedEvents(db, `request_id = $1`, [anonymous.litellm_call_id])
+  const [parked] = await storedEvents(db, 'request_id = $1', [anonymous.litellm_call_id])
   t.match(parked, { status: 'unmapped', customer_external_id: '(unmapped)', last_error: { kind: 'unmapped', message: /no LiteLLM identity/ } })
   const stats = (await app.inject({ url: '/webhooks/stats', headers: { authorization: 'Bearer admin' } })).json()
   t.match(stats.by_source.generic_api, { not_billable: 1, unmapped: 1 })
   t.match(stats.unmapped_reasons, [{ reason: /no LiteLLM identity/, events: 1 }])
-  const usage = await db.query(`SELECT count(*)::int AS n FROM aggregate_customer_usage($1, now() - interval '1 day', now() + interval '1 day')`, [team])
+  const usage = await db.query('SELECT count(*)::int AS n FROM aggregate_customer_usage($1, now() - interval \'1 day\', now() + interval \'1 day\')', [team])
   t.equal(usage.rows[0].n, 0, 'failed calls are not usage')
 })
 

@@ -12,7 +12,7 @@ t.test('POST /webhooks/retry brings dead events back; delivered ones are never r
   const bad = [events[2].request_id, events[5].request_id] as string[]
   const rejection = sim.faults.rejectEvents({ transactionIds: bad })
   await ingest(app, events)
-  const settled = async (status: string) => (await db.query(`SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1 AND status = $2`, [customer, status])).rows[0].n as number
+  const settled = async (status: string) => (await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1 AND status = $2', [customer, status])).rows[0].n as number
   await until(async () => await settled('dead') === 2 && await settled('forwarded') === 8, 'two dead, eight forwarded')
 
   t.equal((await app.inject({ method: 'POST', url: '/webhooks/retry' })).statusCode, 401, 'authenticated')
@@ -31,15 +31,15 @@ t.test('POST /webhooks/retry brings dead events back; delivered ones are never r
   t.ok([...stored.values()].every((n) => n === 1), 'nothing billed twice')
 })
 
-t.test('retry filters: request ids, time range, statuses; no body means everything failed or dead', async (t) => {
+t.test('retry filters: request ids, time range, statuses; {"all": true} means everything failed or dead', async (t) => {
   const { app } = await buildForwarding(t, { FORWARDER_ENABLED: 'false' })
   const db = await sqlClient(t)
   const customer = uid('filters')
   const now = Math.floor(Date.now() / 1000)
   const events = Array.from({ length: 6 }, (_, i) => seedEvent({ customer_id: customer, timestamp: now - i * 3600 }))
   await ingest(app, events)
-  await db.query(`UPDATE litellm_usage_events SET status = 'dead', attempts = 10, last_error = '{"kind":"exhausted"}' WHERE customer_external_id = $1`, [customer])
-  await db.query(`UPDATE litellm_usage_events SET status = 'failed' WHERE request_id = $1`, [events[5].request_id])
+  await db.query('UPDATE litellm_usage_events SET status = \'dead\', attempts = 10, last_error = \'{"kind":"exhausted"}\' WHERE customer_external_id = $1', [customer])
+  await db.query('UPDATE litellm_usage_events SET status = \'failed\' WHERE request_id = $1', [events[5].request_id])
 
   const byIds = await app.inject({ method: 'POST', url: '/webhooks/retry', headers: auth, payload: { request_ids: [events[0].request_id, 'unknown'] } })
   t.same(byIds.json(), { retried: 1 })
@@ -47,10 +47,11 @@ t.test('retry filters: request ids, time range, statuses; no body means everythi
   t.same(byTime.json(), { retried: 2 }, 'events 1 and 2 happened in the window')
   const onlyFailed = await app.inject({ method: 'POST', url: '/webhooks/retry', headers: auth, payload: { customer_id: customer, statuses: ['failed'] } })
   t.same(onlyFailed.json(), { retried: 1 })
-  const { rows } = await db.query(`SELECT status, attempts, last_error FROM litellm_usage_events WHERE request_id = $1`, [events[0].request_id])
+  const { rows } = await db.query('SELECT status, attempts, last_error FROM litellm_usage_events WHERE request_id = $1', [events[0].request_id])
   t.same(rows, [{ status: 'pending', attempts: 0, last_error: null }])
-  const everything = await app.inject({ method: 'POST', url: '/webhooks/retry', headers: auth })
-  t.equal(everything.statusCode, 200, 'the seed README calls it without a body')
+  t.equal((await app.inject({ method: 'POST', url: '/webhooks/retry', headers: auth })).statusCode, 400, '"retry all" is never implied')
+  const everything = await app.inject({ method: 'POST', url: '/webhooks/retry', headers: auth, payload: { all: true } })
+  t.equal(everything.statusCode, 200)
   t.same(everything.json(), { retried: 2 })
   const invalid = await app.inject({ method: 'POST', url: '/webhooks/retry', headers: auth, payload: { from: 'yesterday' } })
   t.equal(invalid.statusCode, 400)

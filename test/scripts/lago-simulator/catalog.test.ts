@@ -31,7 +31,7 @@ t.test('pagination meta: pages, nulls at the ends, zeros when empty', async (t) 
 
 t.test('billable metrics: mandatory fields, field_name except for count_agg, codes unique', async (t) => {
   const sim = await simulator(t)
-  const post = async (billable_metric: Record<string, unknown>) => await raw(sim, 'POST', '/api/v1/billable_metrics', { billable_metric })
+  const post = async (billableMetric: Record<string, unknown>) => await raw(sim, 'POST', '/api/v1/billable_metrics', { billable_metric: billableMetric })
   t.same((await post({})).json().error_details, { name: ['value_is_mandatory'], code: ['value_is_mandatory'], aggregation_type: ['value_is_mandatory'], field_name: ['value_is_mandatory'] })
   t.same((await post({ name: 'x', code: 'x', aggregation_type: 'median_agg', field_name: 'f' })).json().error_details, { aggregation_type: ['value_is_invalid'] })
   const count = (await post({ name: 'Requests', code: 'requests', aggregation_type: 'count_agg', field_name: 'ignored' })).json().billable_metric

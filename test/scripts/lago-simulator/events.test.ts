@@ -14,7 +14,7 @@ t.test('Bearer auth: a missing or wrong key is 401 with Lago\'s body, before any
 
 t.test('POST /events: 200 with the event; Lago-only fields; repeat is 422 value_already_exist per subscription', async (t) => {
   const sim = await simulator(t)
-  const body = { event: { ...usageEvent('tx-1', 'sub-1'), timestamp: 1741219251.59, external_customer_id: 'dropped' } }
+  const body = { event: { ...usageEvent('tx-1', 'sub-1'), timestamp: '1741219251.59', external_customer_id: 'dropped' } }
   const res = await raw(sim, 'POST', '/api/v1/events', body)
   t.equal(res.status, 200, 'creates answer 200, not 201')
   const event = res.json().event
@@ -28,6 +28,10 @@ t.test('POST /events: 200 with the event; Lago-only fields; repeat is 422 value_
   t.equal(otherSubscription.status, 200, 'the same transaction_id under another subscription is another event')
 
   t.equal((await raw(sim, 'POST', '/api/v1/events', { event: { ...usageEvent('tx-2', 'sub-1'), timestamp: '1741219251' } })).status, 200, 'a numeric string is a timestamp')
+  t.equal((await raw(sim, 'POST', '/api/v1/events', { event: { ...usageEvent('tx-6', 'sub-1'), timestamp: 1741219251 } })).status, 200, 'an integer is a timestamp')
+  // The contract (OpenAPI: oneOf integer, string) puts decimals in a string only.
+  const decimalNumber = await raw(sim, 'POST', '/api/v1/events', { event: { ...usageEvent('tx-5', 'sub-1'), timestamp: 1741219251.59 } })
+  t.same(decimalNumber.json().error_details, { timestamp: ['invalid_format'] }, 'a JSON number with decimals is refused')
   const iso = await raw(sim, 'POST', '/api/v1/events', { event: { ...usageEvent('tx-3', 'sub-1'), timestamp: '2025-03-06T00:00:51Z' } })
   t.same(iso.json().error_details, { timestamp: ['invalid_format'] })
   const missing = await raw(sim, 'POST', '/api/v1/events', { event: { external_subscription_id: 'sub-1' } })

@@ -144,9 +144,18 @@ t.test('closing a period issues a finalized invoice with fees and starts a new p
   const closed = await raw(sim, 'POST', '/__simulator/subscriptions/sub-1/close-period', { issuing_date: '2026-11-30' })
   const invoice = closed.json().invoice
   t.match(invoice, {
-    status: 'finalized', payment_status: 'pending', invoice_type: 'subscription', issuing_date: '2026-11-30', currency: 'USD',
-    fees_amount_cents: 200, sub_total_excluding_taxes_amount_cents: 200, taxes_amount_cents: 0, total_amount_cents: 200, file_url: null,
-    customer: { external_id: 'cus-1' }, subscriptions: [{ external_id: 'sub-1' }],
+    status: 'finalized',
+    payment_status: 'pending',
+    invoice_type: 'subscription',
+    issuing_date: '2026-11-30',
+    currency: 'USD',
+    fees_amount_cents: 200,
+    sub_total_excluding_taxes_amount_cents: 200,
+    taxes_amount_cents: 0,
+    total_amount_cents: 200,
+    file_url: null,
+    customer: { external_id: 'cus-1' },
+    subscriptions: [{ external_id: 'sub-1' }],
     fees: [{ amount_cents: 200, units: '2000.0', events_count: 2, precise_unit_amount: '0.001', item: { type: 'charge', code: 'ai_usage', item_type: 'BillableMetric' } }]
   })
   t.equal((await client.getCurrentUsage('cus-1', 'sub-1')).amount_cents, 0, 'the new period starts empty')

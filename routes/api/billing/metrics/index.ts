@@ -12,7 +12,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       body: MetricCreate,
       response: { 201: Metric, ...errorResponses(...BODY_ERRORS, 422, 502, 503) }
     }
-  }, async (request, reply) => reply.code(201).send(await fastify.billing.catalog.createMetric(request.body)))
+  }, async (request, reply) => reply.code(201).send(await (await fastify.billing.for(request.organizationId)).catalog.createMetric(request.body)))
 
   fastify.get('/', {
     schema: {
@@ -22,7 +22,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: MetricListQuery,
       response: { 200: MetricList, ...errorResponses(400, 502, 503) }
     }
-  }, async (request) => await fastify.billing.catalog.listMetrics(request.query.page ?? 1, request.query.per_page ?? 20))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).catalog.listMetrics(request.query.page ?? 1, request.query.per_page ?? 20))
 }
 
 export default plugin

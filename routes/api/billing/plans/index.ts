@@ -14,7 +14,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       body: PlanCreate,
       response: { 201: Plan, ...errorResponses(...BODY_ERRORS, ...LAGO_ERRORS) }
     }
-  }, async (request, reply) => reply.code(201).send(await fastify.billing.catalog.createPlan(request.body)))
+  }, async (request, reply) => reply.code(201).send(await (await fastify.billing.for(request.organizationId)).catalog.createPlan(request.body)))
 
   fastify.get('/', {
     schema: {
@@ -24,7 +24,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: PlanListQuery,
       response: { 200: PlanList, ...errorResponses(400, 502, 503) }
     }
-  }, async (request) => await fastify.billing.catalog.listPlans(request.query.page ?? 1, request.query.per_page ?? 20))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).catalog.listPlans(request.query.page ?? 1, request.query.per_page ?? 20))
 }
 
 export default plugin

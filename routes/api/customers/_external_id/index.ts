@@ -11,7 +11,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       params: CustomerParams,
       response: { 200: Customer, ...errorResponses(400, 404, 502, 503) }
     }
-  }, async (request) => await fastify.billing.customers.get(request.params.external_id))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).customers.get(request.params.external_id))
 
   fastify.patch('/', {
     schema: {
@@ -24,7 +24,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       body: CustomerUpdate,
       response: { 200: Customer, ...errorResponses(...BODY_ERRORS, ...LAGO_ERRORS) }
     }
-  }, async (request) => await fastify.billing.customers.update(request.params.external_id, request.body))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).customers.update(request.params.external_id, request.body))
 
   fastify.delete('/', {
     schema: {
@@ -36,7 +36,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       params: CustomerParams,
       response: { 200: Customer, ...errorResponses(400, 404, 502, 503) }
     }
-  }, async (request) => await fastify.billing.customers.remove(request.params.external_id))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).customers.remove(request.params.external_id))
 }
 
 export default plugin

@@ -11,7 +11,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       params: InvoiceParams,
       response: { 200: InvoiceDetail, ...errorResponses(400, 404, 502, 503) }
     }
-  }, async (request) => await fastify.billing.invoices.get(request.params.id))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).invoices.get(request.params.id))
 }
 
 export default plugin

@@ -4,7 +4,7 @@ import { BatchBody, BatchResponse, LiteLLMUsageEvent, type BatchResponseBody, ty
 import { EmptyBatchError, ErrorResponse, errorBody, errorResponses } from '../../../../schemas/errors.js'
 import { compileBodyValidator, validationDetails } from '../../../../schemas/validation.js'
 import { WEBHOOK_AUTH } from '../../../../schemas/common.js'
-import { fromLiteLLMEvent, type UsageEvent } from '../../../../plugins/app/usage-events/normalize.js'
+import { fromLiteLLMEvent, type UsageEvent } from '../../../../plugins/app/usage-events/index.js'
 
 const SOURCE = 'webhook_batch'
 const validateEvent = compileBodyValidator<LiteLLMUsageEventInput>(LiteLLMUsageEvent)
@@ -14,7 +14,9 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/', {
     bodyLimit: fastify.config.WEBHOOK_BATCH_BODY_LIMIT_BYTES,
-    config: { rateLimitGroup: 'ingestion' },
+    // Each item's text is checked with its schema (compileBodyValidator): one bad item fails alone.
+    // The ingestion limit of ../autohooks.ts instead of the general one.
+    config: { rateLimit: false, ownBodyTextChecks: true },
     schema: {
       tags: ['ingestion'],
       security: WEBHOOK_AUTH,
@@ -55,9 +57,16 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     if (result.rejected > 0) fastify.usageEvents.rejected(SOURCE, result.rejected)
 
-    const outcomes = valid.length > 0 ? await fastify.usageEvents.ingest(valid.map((v) => v.event)) : []
+    const outcomes = valid.length > 0 ? await fastify.usageEvents.ingest(valid.map((v) => ({ ...v.event, organizationId: request.organizationId }))) : []
     for (const [i, { index, event }] of valid.entries()) {
-      const { status, id } = outcomes[i]
+      const outcome = outcomes[i]
+      if (outcome.status === 'rejected') {
+        const errors = [{ field: outcome.field, message: outcome.message }]
+        result.results[index] = { index, status: 'rejected', request_id: event.requestId, message: `${outcome.field} ${outcome.message}`, errors }
+        result.rejected++
+        continue
+      }
+      const { status, id } = outcome
       result.results[index] = {
         index,
         status,

@@ -3,8 +3,8 @@ import { GenericBody, GenericResponse } from '../../../../schemas/litellm.js'
 import { ErrorResponse, errorBody, errorResponses } from '../../../../schemas/errors.js'
 import { Type } from '@sinclair/typebox'
 import { WEBHOOK_AUTH } from '../../../../schemas/common.js'
-import { jsonOrNdjsonParser } from '../../../../plugins/app/litellm/json-text.js'
-import { ingestStandardPayloads } from '../../../../plugins/app/litellm/generic-api.js'
+import { jsonOrNdjsonParser } from '../../../../plugins/external/json-text.js'
+import { ingestStandardPayloads } from './ingest.js'
 
 const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
   const maxPayloads = fastify.config.GENERIC_MAX_PAYLOADS
@@ -19,7 +19,9 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/', {
     bodyLimit: fastify.config.GENERIC_BODY_LIMIT_BYTES,
-    config: { rateLimitGroup: 'ingestion' },
+    // Each payload's text is checked on its own (standard-logging-payload.ts): one bad payload fails alone.
+    // The ingestion limit of ../autohooks.ts instead of the general one.
+    config: { rateLimit: false, ownBodyTextChecks: true },
     schema: {
       security: WEBHOOK_AUTH,
       tags: ['ingestion'],
@@ -41,7 +43,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const items = Array.isArray(request.body) ? request.body : [request.body]
-    const result = await ingestStandardPayloads(items, fastify.litellm.store, new Date())
+    const result = await ingestStandardPayloads(items, async (calls, source) => await fastify.litellm.store(calls, source, request.organizationId), new Date())
     if (result.rejected > 0) fastify.usageEvents.rejected('generic_api', result.rejected)
     if (result.accepted > 0) return reply.code(202).send(result)
     if (result.duplicate > 0 || result.conflict > 0 || result.rejected === 0) return reply.code(200).send(result)

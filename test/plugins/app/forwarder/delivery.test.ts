@@ -27,12 +27,16 @@ t.test('stored events reach Lago once, with the exact body, and are marked forwa
   t.equal(Date.parse(first!.timestamp as string), (now - 10) * 1000, 'the call time, not the time of receipt')
   const quarter = sim.state.storedEvents().find((e) => e.transaction_id === events[1].request_id)
   t.equal(Date.parse(quarter!.timestamp as string), (now - 10 + 0.25) * 1000, 'sub-second timestamps survive')
+  // As sent: Lago's contract takes the timestamp as an integer or a string, never a number with decimals.
+  const sent = sim.requests.entries({ route: '/api/v1/events/batch' }).flatMap((r) => r.events ?? []).map((text) => JSON.parse(text))
+  t.equal(sent.find((e) => e.transaction_id === events[1].request_id).timestamp, `${now - 10}.25`, 'sub-second: a string')
+  t.equal(sent.find((e) => e.transaction_id === events[0].request_id).timestamp, `${now - 10}`, 'whole seconds: a string too')
 
-  const rows = (await db.query(`SELECT processed_at, attempts, external_subscription_id, lago_payload FROM litellm_usage_events WHERE customer_external_id = $1`, [customer])).rows
+  const rows = (await db.query('SELECT processed_at, attempts, external_subscription_id, lago_payload FROM litellm_usage_events WHERE customer_external_id = $1', [customer])).rows
   t.ok(rows.every((r) => r.processed_at instanceof Date && r.attempts === 1 && r.external_subscription_id === customer && r.lago_payload !== null))
   const batches = sim.requests.entries({ route: '/api/v1/events/batch' })
   t.ok(batches.every((b) => b.eventCount <= 100), 'at most 100 events per batch')
-  const logs = (await db.query(`SELECT event_type, endpoint, request_count, http_status, duration_ms FROM webhook_delivery_logs WHERE event_type = 'events.batch'`)).rows
+  const logs = (await db.query('SELECT event_type, endpoint, request_count, http_status, duration_ms FROM webhook_delivery_logs WHERE event_type = \'events.batch\'')).rows
   t.ok(logs.length >= 3, 'one delivery log row per HTTP attempt')
   t.ok(logs.every((l) => l.http_status === 200 && l.endpoint === 'POST /api/v1/events/batch' && l.request_count > 0))
   t.equal(logs.reduce((n, l) => n + l.request_count, 0), 250 + (batches.length - logs.length) * 0, 'the logs account for every event sent')
@@ -70,7 +74,7 @@ t.test('a reply lost after Lago stored the batch: the resend is byte-identical a
   t.ok(resent.every(([, bodies]) => bodies.size === 1), 'every send of an event has the same body')
   const dupes = sim.requests.entries({ route: '/api/v1/events/batch' }).filter((e) => e.status === 422)
   t.ok(dupes.length >= 1, 'the resend met value_already_exist')
-  const dead = (await db.query(`SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1 AND status = 'dead'`, [customer])).rows[0].n
+  const dead = (await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1 AND status = \'dead\'', [customer])).rows[0].n
   t.equal(dead, 0)
 })
 
@@ -84,7 +88,7 @@ t.test('Lago rejecting one event dead-letters only that event, with Lago\'s reas
   await ingest(app, events)
   await until(async () => { const c = await statusCounts(db, customer); return (c.forwarded ?? 0) + (c.dead ?? 0) === 40 }, 'all settled')
 
-  const { rows } = await db.query(`SELECT request_id, status, last_error FROM litellm_usage_events WHERE customer_external_id = $1 AND status = 'dead'`, [customer])
+  const { rows } = await db.query('SELECT request_id, status, last_error FROM litellm_usage_events WHERE customer_external_id = $1 AND status = \'dead\'', [customer])
   t.equal(rows.length, 1)
   t.equal(rows[0].request_id, bad)
   t.match(rows[0].last_error, { kind: 'rejected', status: 422, lago: { properties: ['value_is_invalid'] } })

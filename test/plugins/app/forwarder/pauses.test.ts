@@ -18,15 +18,20 @@ t.test('Lago refusing the key pauses forwarding, says so in /health, dead-letter
   t.equal(health.status, 'degraded')
   t.match(health.forwarder, { status: 'unauthorized', last_error: /401/, next_probe_at: String })
   const refusedBatches = (): number => sim.requests.entries({ route: '/api/v1/events/batch' }).filter((e) => e.status === 401).length
+  const refusedProbes = (): number => sim.requests.entries({ route: '/api/v1/billable_metrics/:code' }).filter((e) => e.status === 401).length
+  // A worker whose batch was already on its way when another one met the 401 gets a 401 too: once every claimed
+  // event is back in the queue, no batch is in flight, and from then on only probes may go out.
+  await until(async () => (await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1 AND claimed_by IS NOT NULL', [customer])).rows[0].n === 0, 'every claimed event released')
   const refusedAtPause = refusedBatches()
-  await new Promise((resolve) => setTimeout(resolve, 500)) // several probe intervals
+  const probesAtPause = refusedProbes()
+  await until(() => refusedProbes() >= probesAtPause + 3, 'three more probe intervals of the pause')
   const during = await statusCounts(db, customer)
   t.same(during, { forwarded: 1, pending: 50 }, 'nothing dead, nothing failed, no attempts spent')
   const attempts = (await db.query('SELECT max(attempts)::int AS a FROM litellm_usage_events WHERE customer_external_id = $1 AND status = $2', [customer, 'pending'])).rows[0].a
   t.equal(attempts, 0)
-  t.ok(refusedAtPause <= 4, `at most one refused batch per worker (${refusedAtPause})`)
+  const workers = app.config.FORWARDER_CONCURRENCY
+  t.ok(refusedAtPause <= workers, `at most one refused batch per worker (${refusedAtPause} for ${workers} workers)`)
   t.equal(refusedBatches(), refusedAtPause, 'while paused, only probes go out: no more batches')
-  t.ok(sim.requests.entries({ route: '/api/v1/billable_metrics/:code' }).filter((e) => e.status === 401).length >= 2, 'probes go out meanwhile')
 
   sim.settings.apiKey = 'test-key'
   await until(async () => (await statusCounts(db, customer)).forwarded === 51, 'forwarding to resume')
@@ -85,11 +90,14 @@ t.test('a pause stops the one-by-one sends of a refused batch: nothing more goes
   const events = Array.from({ length: 20 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) }))
   await ingest(app, events)
   await until(async () => (await app.inject('/health')).json().forwarder.status === 'rate_limited', 'the pause')
-  const batches = (): number => sim.requests.entries({ route: '/api/v1/events/batch' }).length
-  const atPause = batches()
-  await new Promise((resolve) => setTimeout(resolve, 1000))
-  t.equal(batches(), atPause, 'no send while paused, not even the rest of the one-by-one sends')
   await until(async () => (await statusCounts(db, customer)).forwarded === 21, 'delivery after the pause')
+  // The pause ends with the first probe after the 429 (nothing else probes here): between the two, no batch.
+  const log = sim.requests.entries()
+  const throttled = log.findIndex((e) => e.route === '/api/v1/events/batch' && e.status === 429)
+  const probe = log.findIndex((e, i) => i > throttled && e.route === '/api/v1/billable_metrics/:code')
+  t.ok(throttled >= 0 && probe > throttled, 'the 429, then the probe that ends the pause')
+  t.same(log.slice(throttled + 1, probe).filter((e) => e.route === '/api/v1/events/batch'), [], 'no send while paused, not even the rest of the one-by-one sends')
+  t.ok(Date.parse(log[probe].at) - Date.parse(log[throttled].at) >= 1900, 'the pause lasted Retry-After')
   t.same(await statusCounts(db, customer), { forwarded: 21 }, 'nothing dead')
   t.ok([...storedFor(sim, events.map((e) => e.request_id)).values()].every((n) => n === 1), 'each once')
 })
@@ -105,7 +113,7 @@ t.test('a batch that keeps failing while Lago is up is retried with backoff, the
   const events = Array.from({ length: 5 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) }))
   await ingest(app, events)
   await until(async () => (await statusCounts(db, customer)).dead === 5, 'dead letters after 3 attempts')
-  const rows = (await db.query(`SELECT attempts, last_error FROM litellm_usage_events WHERE customer_external_id = $1 AND status = 'dead'`, [customer])).rows
+  const rows = (await db.query('SELECT attempts, last_error FROM litellm_usage_events WHERE customer_external_id = $1 AND status = \'dead\'', [customer])).rows
   t.ok(rows.every((r) => r.attempts === 3), 'exactly MAX_ATTEMPTS sends')
   t.ok(rows.every((r) => r.last_error.kind === 'exhausted' && r.last_error.status === 500), 'kept with the reason')
   // Backoff jitter spreads the events over several batches; each event still went out exactly three times.

@@ -1,12 +1,12 @@
 import t from 'tap'
 import { build, seedEvent, sqlClient, uid } from '../../../helpers/app.js'
-import { FAST_FORWARDING, buildForwarding, ingest, statusCounts, storedFor, until } from '../../../helpers/forwarding.js'
+import { FAST_FORWARDING, FAST_TUNING, buildForwarding, ingest, statusCounts, storedFor, until } from '../../../helpers/forwarding.js'
 import { clientFor } from '../../../helpers/lago.js'
 
 t.test('an unknown customer is provisioned once, even from concurrent batches of two replicas', async (t) => {
   const { app, sim } = await buildForwarding(t, { FORWARDER_BATCH_SIZE: '5' })
   // A second replica on the same database and the same Lago.
-  const replica = await build(t, { LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey, ...FAST_FORWARDING, FORWARDER_BATCH_SIZE: '5' })
+  const replica = await build(t, { LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey, ...FAST_FORWARDING, FORWARDER_BATCH_SIZE: '5' }, FAST_TUNING)
   const db = await sqlClient(t)
   const customer = uid('new-customer')
   const events = Array.from({ length: 60 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) - 30 }))
@@ -49,7 +49,7 @@ t.test('with AUTO_PROVISION_CUSTOMERS=false, events wait as unmapped and go once
   const events = Array.from({ length: 7 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) }))
   await ingest(app, events)
   await until(async () => (await statusCounts(db, customer)).unmapped === 7, 'unmapped')
-  const { rows } = await db.query(`SELECT last_error FROM litellm_usage_events WHERE customer_external_id = $1 LIMIT 1`, [customer])
+  const { rows } = await db.query('SELECT last_error FROM litellm_usage_events WHERE customer_external_id = $1 LIMIT 1', [customer])
   t.match(rows[0].last_error, { kind: 'unmapped', message: /no active Lago subscription.*AUTO_PROVISION_CUSTOMERS/ })
   const stats = (await app.inject({ url: '/webhooks/stats', headers: { authorization: 'Bearer admin-key' } })).json()
   t.ok(stats.totals.unmapped >= 7, 'visible in /webhooks/stats')
@@ -69,7 +69,7 @@ t.test('a missing default plan parks events as unmapped with the reason, and boo
   const customer = uid('no-plan')
   await ingest(app, [seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) })])
   await until(async () => (await statusCounts(db, customer)).unmapped === 1, 'unmapped')
-  const { rows } = await db.query(`SELECT last_error FROM litellm_usage_events WHERE customer_external_id = $1`, [customer])
+  const { rows } = await db.query('SELECT last_error FROM litellm_usage_events WHERE customer_external_id = $1', [customer])
   t.match(rows[0].last_error.message, /ai_usage_plan/)
   const { ensureBillingDefaults } = await import('../../../../plugins/app/bootstrap/defaults.js')
   const { billingDefaults } = await import('../../../../plugins/app/bootstrap/index.js')

@@ -41,7 +41,7 @@ t.test('every LiteLLM format reaches Lago once per billable call, with exact cos
   const stored = await storedEvents(db, 'customer_external_id = $1', [customer])
   t.same(stored.map((e) => e.source).sort(), ['generic_api', 'generic_api', 'generic_api', 'generic_api', 'generic_api', 'generic_api', 'lago_callback', 'lago_callback', 'lago_callback', 'lago_callback', 'openmeter'])
   const billable = stored.filter((e) => e.status !== 'not_billable')
-  await until(async () => (await storedEvents(db, `customer_external_id = $1 AND status = 'forwarded'`, [customer])).length === billable.length, 'all forwarded')
+  await until(async () => (await storedEvents(db, 'customer_external_id = $1 AND status = \'forwarded\'', [customer])).length === billable.length, 'all forwarded')
 
   const inLago = storedFor(lago, stored.map((e) => e.request_id))
   t.equal(inLago.size, 10)
@@ -65,6 +65,6 @@ t.test('a push and a pull of the same call at the same moment are stored once', 
     if (!('call' in pulled)) throw new Error('unreadable row')
     return [postGeneric(app, [standardLoggingPayload(c)]), app.litellm.store([pulled.call], 'spend_logs')]
   }))
-  const stored = await storedEvents(db, `metadata->'identities'->>'team' = $1`, [team])
+  const stored = await storedEvents(db, 'metadata->\'identities\'->>\'team\' = $1', [team])
   t.equal(stored.length, 30, 'one event per call, whichever arrived first')
 })

@@ -32,7 +32,7 @@ t.test('separate concurrent writes of one call store it once (advisory locks on 
   const team = uid('race')
   const pairs = Array.from({ length: 40 }, (_, i) => pushedAndPulled({ team, ...(i % 4 === 3 ? { cacheHitOf: simulateCall({}) } : {}) }))
   const outcomes = await Promise.all(pairs.flatMap(([push, pull]) => [insertUsageEvents(app.db, [push]), insertUsageEvents(app.db, [pull])]))
-  const { rows } = await db.query(`SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1`, [team])
+  const { rows } = await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1', [team])
   t.equal(rows[0].n, 40, 'one row per call')
   const statuses = outcomes.map(([o]) => o.status)
   t.equal(statuses.filter((s) => s === 'accepted').length, 40)

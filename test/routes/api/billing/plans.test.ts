@@ -9,7 +9,10 @@ async function setup (t: Parameters<typeof buildForwarding>[0], env: Record<stri
   const { app, sim } = await buildForwarding(t, { ...OFFLINE, ...env })
   const api = apiClient(app)
   const metric = await api.post('/api/billing/metrics', {
-    name: 'Tokens', code: 'tokens', aggregation_type: 'sum_agg', field_name: 'total_tokens',
+    name: 'Tokens',
+    code: 'tokens',
+    aggregation_type: 'sum_agg',
+    field_name: 'total_tokens',
     filters: [{ key: 'model', values: ['gpt-4o', 'claude-3'] }]
   })
   if (metric.statusCode !== 201) throw new Error(metric.body)

@@ -11,7 +11,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       params: MetricParams,
       response: { 200: Metric, ...errorResponses(400, 404, 502, 503) }
     }
-  }, async (request) => await fastify.billing.catalog.getMetric(request.params.code))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).catalog.getMetric(request.params.code))
 }
 
 export default plugin

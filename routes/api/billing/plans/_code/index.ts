@@ -11,7 +11,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       params: PlanParams,
       response: { 200: Plan, ...errorResponses(400, 404, 502, 503) }
     }
-  }, async (request) => await fastify.billing.catalog.getPlan(request.params.code))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).catalog.getPlan(request.params.code))
 
   fastify.put('/', {
     schema: {
@@ -25,7 +25,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       body: PlanUpdate,
       response: { 200: Plan, ...errorResponses(...BODY_ERRORS, ...LAGO_ERRORS) }
     }
-  }, async (request) => await fastify.billing.catalog.updatePlan(request.params.code, request.body))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).catalog.updatePlan(request.params.code, request.body))
 
   fastify.delete('/', {
     schema: {
@@ -37,7 +37,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       params: PlanParams,
       response: { 200: Plan, ...errorResponses(400, 404, 502, 503) }
     }
-  }, async (request) => await fastify.billing.catalog.deletePlan(request.params.code))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).catalog.deletePlan(request.params.code))
 }
 
 export default plugin

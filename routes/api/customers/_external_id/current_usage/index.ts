@@ -14,7 +14,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: CurrentUsageQuery,
       response: { 200: CurrentUsage, ...errorResponses(400, 404, 409, 502, 503) }
     }
-  }, async (request) => await fastify.billing.usage.current(request.params.external_id, request.query.subscription_external_id))
+  }, async (request) => await (await fastify.billing.for(request.organizationId)).usage.current(request.params.external_id, request.query.subscription_external_id))
 }
 
 export default plugin

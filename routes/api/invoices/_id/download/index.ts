@@ -14,7 +14,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: InvoiceDownload, 202: InvoiceDownload, ...errorResponses(400, 404, 502, 503) }
     }
   }, async (request, reply) => {
-    const result = await fastify.billing.invoices.download(request.params.id)
+    const result = await (await fastify.billing.for(request.organizationId)).invoices.download(request.params.id)
     return reply.code(result.status === 'available' ? 200 : 202).send(result)
   })
 }

@@ -1,0 +1,142 @@
+// Load generators for npm run bench, each in a process of its own so that the process under test keeps what the
+// two CPUs can give it: wrk (Debian's `wrk`) when it is installed, else autocannon's CLI pinned to one CPU with
+// taskset. A body template's @@id@@ is replaced per request by an id unique to the run, so every event is new.
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+export interface LoadResult {
+  loader: string
+  requests: number
+  seconds: number
+  reqPerSec: number
+  /** Responses with a 2xx status. */
+  ok: number
+  errors: number
+  p50: number
+  p99: number
+}
+
+export interface LoadOptions {
+  url: string
+  path: string
+  /** JSON text; each @@id@@ becomes the request's unique id. */
+  body: string
+  connections: number
+  seconds: number
+  /** Requests per second for the whole run (autocannon only: wrk cannot hold a rate); undefined: as fast as it goes. */
+  rate?: number
+  /** Prefix of the unique ids (the run and scenario). */
+  idPrefix: string
+}
+
+const PLACEHOLDER = '@@id@@'
+
+const which = (command: string): boolean =>
+  (process.env.PATH ?? '').split(path.delimiter).some((d) => d !== '' && existsSync(path.join(d, command)))
+
+export const wrkAvailable = (): boolean => process.env.BENCH_LOADER !== 'autocannon' && which('wrk')
+const tasksetAvailable = (): boolean => which('taskset')
+
+export function loaderName (rate?: number): string {
+  if (rate === undefined && wrkAvailable()) return 'wrk'
+  return tasksetAvailable() ? 'autocannon (own process, taskset CPU 1)' : 'autocannon (own process)'
+}
+
+async function run (command: string, args: string[]): Promise<string> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  if (code !== 0) throw new Error(`${command} exited with ${code}: ${err.slice(0, 500)}`)
+  return out
+}
+
+const WRK_SCRIPT = `
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  local f = io.open(args[1], "rb")
+  template = f:read("*a")
+  f:close()
+  prefix = args[2] .. "-" .. tid .. "-"
+  counter = 0
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  counter = counter + 1
+  local body = template:gsub("${PLACEHOLDER}", prefix .. counter)
+  return wrk.format(nil, nil, nil, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"errors":%d,"status_errors":%d,"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+`
+
+async function withWrk (opts: LoadOptions): Promise<LoadResult> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lai-bench-'))
+  const script = path.join(dir, 'body.lua')
+  const bodyFile = path.join(dir, 'body.json')
+  writeFileSync(script, WRK_SCRIPT)
+  writeFileSync(bodyFile, opts.body)
+  const out = await run('wrk', ['-t2', `-c${opts.connections}`, `-d${opts.seconds}s`, '--timeout', '10s', '-s', script,
+    `${opts.url}${opts.path}`, '--', bodyFile, opts.idPrefix])
+  const line = out.split('\n').find((l) => l.startsWith('BENCH '))
+  if (line === undefined) throw new Error(`wrk printed no summary:\n${out}`)
+  const s = JSON.parse(line.slice(6)) as { requests: number, duration_us: number, errors: number, status_errors: number, p50_us: number, p99_us: number }
+  const seconds = s.duration_us / 1e6
+  const errors = s.errors + s.status_errors
+  return {
+    loader: 'wrk',
+    requests: s.requests,
+    seconds,
+    reqPerSec: s.requests / seconds,
+    ok: s.requests - s.status_errors,
+    errors,
+    p50: s.p50_us / 1000,
+    p99: s.p99_us / 1000
+  }
+}
+
+async function withAutocannon (opts: LoadOptions): Promise<LoadResult> {
+  const worker = path.join(import.meta.dirname, 'autocannon-worker.js')
+  // The options through a file: a batch body of 500 events is too long for an argument (E2BIG).
+  const optionsFile = path.join(mkdtempSync(path.join(tmpdir(), 'lai-bench-')), 'options.json')
+  writeFileSync(optionsFile, JSON.stringify(opts))
+  const args = [worker, optionsFile]
+  const out = tasksetAvailable() ? await run('taskset', ['-c', '1', process.execPath, ...args]) : await run(process.execPath, args)
+  const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as {
+    requests: { total: number, average: number },
+    duration: number,
+    '2xx': number,
+    non2xx: number,
+    errors: number,
+    timeouts: number,
+    latency: { p50: number, p99: number }
+  }
+  return {
+    loader: loaderName(opts.rate),
+    requests: r.requests.total,
+    seconds: r.duration,
+    reqPerSec: r.requests.total / r.duration,
+    ok: r['2xx'],
+    errors: r.non2xx + r.errors + r.timeouts,
+    p50: r.latency.p50,
+    p99: r.latency.p99
+  }
+}
+
+/** Drives one endpoint with the best loader available (autocannon whenever a fixed rate is asked for). */
+export async function load (opts: LoadOptions): Promise<LoadResult> {
+  return opts.rate === undefined && wrkAvailable() ? await withWrk(opts) : await withAutocannon(opts)
+}

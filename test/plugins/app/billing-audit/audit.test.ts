@@ -1,0 +1,68 @@
+// auditOrganization (plain function) on the real database with a stand-in Lago: the organization's rows only,
+// the organization's metric only, one customer's Lago failure is that customer's alone.
+import t from 'tap'
+import { sql } from 'kysely'
+import { build, uid } from '../../../helpers/app.js'
+import { auditOrganization, type LagoUsageApi } from '../../../../plugins/app/billing-audit/audit.js'
+import { LagoApiError } from '../../../../plugins/app/lago/errors.js'
+
+const DAY = 86_400_000
+
+t.test('an organization\'s audit reads its own customers and events, its metric\'s charges, and isolates a failing customer', async (t) => {
+  const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
+  const db = app.db
+  const other = uid('org').toLowerCase()
+  await app.organizations.create({ id: other, name: 'Other' })
+  const [ok, failing, gone] = [uid('cus-ok'), uid('cus-failing'), uid('cus-gone')]
+  const periodStart = new Date(Date.now() - 2 * DAY)
+  const periodEnd = new Date(Date.now() + 20 * DAY)
+  const startedAt = new Date(Date.now() - 1 * DAY)
+
+  for (const [organization, customer] of [['default', ok], ['default', failing], ['default', gone], [other, ok]]) {
+    await db.insertInto('customers').values({ organization_id: organization, external_id: customer, subscription_external_id: `sub-${customer}`, plan_code: 'p', provisioned_by: 'api' }).execute()
+  }
+  // ok has 2 forwarded events in default (40 tokens) and 5 in the other organization (which must not count).
+  const store = async (organization: string, customer: string, tokens: number, status: string, at = new Date()): Promise<void> => {
+    await sql`INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, processed_at)
+              VALUES (${organization}, ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, ${at}, 'test', md5(${uid()}), ${status}, ${status === 'pending' ? null : `sub-${customer}`}, ${status === 'pending' ? null : new Date()})`.execute(db)
+  }
+  await store('default', ok, 15, 'forwarded')
+  await store('default', ok, 25, 'forwarded')
+  await store('default', ok, 9, 'pending')
+  for (let i = 0; i < 5; i++) await store(other, ok, 1000, 'forwarded')
+
+  const calls: string[] = []
+  const lago: LagoUsageApi = {
+    getSubscription: async (id) => {
+      calls.push(`subscription ${id}`)
+      if (id === `sub-${gone}`) throw new LagoApiError({ method: 'GET', path: `/api/v1/subscriptions/${id}`, status: 404, error: 'Not Found', code: 'subscription_not_found', errorDetails: null, retryAfterMs: null, rateLimit: null, body: null })
+      return { started_at: startedAt.toISOString(), status: 'active' }
+    },
+    getCurrentUsage: async (customer) => {
+      if (customer === failing) throw new Error('connection reset')
+      return {
+        from_datetime: periodStart.toISOString(),
+        to_datetime: periodEnd.toISOString(),
+        charges_usage: [
+          { billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: 2, units: '40.0' },
+          { billable_metric: { code: 'something_else', aggregation_type: 'count_agg' }, events_count: 99, units: '99' }
+        ]
+      } as never
+    }
+  }
+  const report = await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens', concurrency: 2, now: () => new Date('2026-11-26T08:00:00Z') }, {})
+  const mine = report.customers.filter((c) => [ok, failing, gone].includes(c.customer_external_id))
+  t.same([report.organization_id, report.metric_code, report.generated_at], ['default', 'tokens', '2026-11-26T08:00:00.000Z'])
+  t.equal(mine.length, 3, 'its three customers, not the other organization\'s customer of the same id')
+  const byId = Object.fromEntries(mine.map((c) => [c.customer_external_id, c]))
+  t.match(byId[ok], { status: 'ok', forwarded: { events: 2, total_tokens: '40' }, lago: { events_count: 2, units: '40' }, causes: [{ cause: 'still_pending', events: 1 }], error: null },
+    'default\'s events only (2 forwarded, 40 tokens), against the metric\'s charge only; the pending one named')
+  t.match(byId[failing], { status: 'error', lago: null, error: /could not read Lago's usage: connection reset/ }, 'a failing customer is an error of its own')
+  t.match(byId[gone], { status: 'error', error: /no active subscription/ }, 'a subscription Lago does not have')
+
+  const theirs = await auditOrganization({ db, organizationId: other, lago, metricCode: 'tokens' }, {})
+  t.same(theirs.customers.map((c) => c.customer_external_id), [ok], 'the other organization: its one customer')
+  t.match(theirs.customers[0], { status: 'mismatch', forwarded: { events: 5, total_tokens: '5000' }, causes: [{ cause: 'unexplained', events: 3 }] },
+    'its own 5 events, against a Lago that counts 2: unexplained')
+  t.same((await auditOrganization({ db, organizationId: other, lago, metricCode: 'tokens' }, { customerId: failing })).customers, [], 'a customer of another organization is not found by id')
+})

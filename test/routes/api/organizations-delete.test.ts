@@ -1,0 +1,83 @@
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import { build, seedEvent, sqlClient, uid } from '../../helpers/app.js'
+import { apiClient } from '../../helpers/api.js'
+import { serviceWithSecondOrganization } from '../../helpers/organizations.js'
+import { postGeneric } from '../../helpers/litellm.js'
+import { ORGANIZATION_TABLES } from '../../../plugins/app/organizations/repository.js'
+import { simulateCall, standardLoggingPayload } from '../../../scripts/litellm-simulator/index.js'
+
+// Deleting an organization: only once disabled, all its rows or none, its credentials refused afterwards.
+const ADMIN = 'admin-key-' + randomBytes(6).toString('hex')
+const KEY_A = 'service-key-a-' + randomBytes(6).toString('hex')
+
+t.test('every table with an organization_id column is purged with it (none forgotten)', async (t) => {
+  const db = await sqlClient(t)
+  await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', API_KEYS: KEY_A }) // migrated
+  // Tables (a partitioned one once, not its partitions) with the column, whether or not a foreign key says so.
+  const { rows } = await db.query(`
+    SELECT c.relname AS t
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE a.attname = 'organization_id' AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname = current_schema()
+       AND NOT c.relispartition`)
+  t.same(rows.map((r: { t: string }) => r.t).sort(), [...ORGANIZATION_TABLES].sort())
+})
+
+t.test('a disabled organization is deleted with every row it owns; its token and key are refused after, even with open ingestion', async (t) => {
+  const id = `gone-${randomBytes(3).toString('hex')}`
+  // Ingestion open (WEBHOOK_AUTH=none): a deleted organization's token must still be refused, never fall to default.
+  const { app, admin, simB, created, tokenB, keyB } = await serviceWithSecondOrganization(t, { admin: ADMIN, keyA: KEY_A, tokenA: '' }, id,
+    { env: { WEBHOOK_AUTH: 'none' }, name: 'Gone Ltd' })
+  const db = await sqlClient(t)
+  t.equal(created.statusCode, 201)
+  const ingest = async (token: string | null, requestId: string) => await app.inject({
+    method: 'POST', url: '/webhooks/litellm', headers: { 'content-type': 'application/json', ...(token !== null ? { authorization: `Bearer ${token}` } : {}) }, payload: seedEvent({ request_id: requestId })
+  })
+
+  // Rows in B: events, a mapping, a route (routes calls of a team to B), and in default: an event of its own.
+  const requestA = uid('req-a')
+  t.equal((await ingest(null, requestA)).statusCode, 202)
+  for (const r of [uid('req-b'), uid('req-b')]) t.equal((await ingest(tokenB, r)).statusCode, 202)
+  t.equal((await apiClient(app, keyB).post('/api/customer-mappings', { identity: 'team', value: 't', customer_id: 'c' })).statusCode, 201)
+  const team = uid('team')
+  t.equal((await admin.post('/api/organization-routes', { identity: 'team', value: team, organization_id: id })).statusCode, 201)
+  const owned = async (): Promise<Record<string, number>> => Object.fromEntries(await Promise.all(ORGANIZATION_TABLES.map(async (table) =>
+    [table, (await db.query(`SELECT count(*)::int AS n FROM ${table} WHERE organization_id = $1`, [id])).rows[0].n as number])))
+  const before = await owned()
+  t.match(before, { litellm_usage_events: 2, customer_mappings: 1, api_keys: 1, ingestion_tokens: 1, organization_routes: 1 })
+
+  // Active: refused, nothing deleted. default and unrouted: never. Unknown: 404.
+  t.match((await admin.delete(`/api/organizations/${id}`)).json(), { statusCode: 409, code: 'organization_active', message: /disable it first/ })
+  t.same(await owned(), before, 'nothing deleted')
+  t.match((await admin.delete('/api/organizations/default')).json(), { statusCode: 409, code: 'organization_protected' })
+  t.match((await admin.delete('/api/organizations/unrouted')).json(), { statusCode: 409, code: 'organization_protected' })
+  t.match((await admin.delete('/api/organizations/nope')).json(), { statusCode: 404, code: 'organization_not_found' })
+  t.match((await apiClient(app, KEY_A).delete(`/api/organizations/${id}`)).json(), { statusCode: 403, code: 'admin_required' })
+
+  t.equal((await admin.post(`/api/organizations/${id}/disable`)).statusCode, 200)
+  const deleted = await admin.delete(`/api/organizations/${id}`)
+  t.equal(deleted.statusCode, 200, deleted.body)
+  t.same(deleted.json(), { id, deleted_rows: before }, 'the rows deleted, per table')
+  t.same(Object.values(await owned()).filter((n) => n > 0), [], 'none of its rows left')
+  t.equal((await db.query('SELECT count(*)::int AS n FROM organizations WHERE id = $1', [id])).rows[0].n, 0)
+  t.same((await db.query('SELECT organization_id FROM litellm_usage_events WHERE request_id = $1', [requestA])).rows, [{ organization_id: 'default' }], 'default\'s rows untouched')
+
+  // Afterwards: 404; its token refused (never stored under default, although ingestion is open), its key refused.
+  t.equal((await admin.get(`/api/organizations/${id}`)).statusCode, 404)
+  const late = uid('req-late')
+  const refused = await ingest(tokenB, late)
+  t.equal(refused.statusCode, 401)
+  t.match(refused.json(), { message: /Unknown ingestion token/ })
+  t.same((await db.query('SELECT 1 FROM litellm_usage_events WHERE request_id = $1', [late])).rows, [], 'stored nowhere')
+  t.equal((await apiClient(app, keyB).get('/api/customer-mappings')).statusCode, 401)
+  t.equal((await ingest('not-a-token', uid('req'))).statusCode, 202, 'open ingestion still takes other callers')
+  // Its route went with it: the team's calls are default's again (no route left in this file's database).
+  const call = standardLoggingPayload(simulateCall({ team }))
+  t.equal((await postGeneric(app, [call], {})).statusCode, 202)
+  t.same((await db.query('SELECT organization_id FROM litellm_usage_events WHERE request_id = $1', [call.litellm_call_id])).rows, [{ organization_id: 'default' }])
+
+  // The id can be used again: a new organization, with nothing of the old one.
+  const again = await admin.post('/api/organizations', { id, name: 'New Ltd', lago_api_url: simB.url, lago_api_key: 'lago-key-b' })
+  t.equal(again.statusCode, 201)
+  t.equal((await apiClient(app, again.json().api_key).get('/api/customer-mappings')).json().total, 0)
+})
