@@ -43,9 +43,17 @@ export type TestContext = { teardown: (fn: () => unknown) => void }
 let databaseUrl: Promise<string> | undefined
 
 /**
- * The fresh database of this test file (tap runs each file in its own process): created on first use, dropped
- * when the file's tests end. It is a copy of the run's migrated template (test/setup/postgres.ts); run outside
- * tap (no template), it starts empty and migrations run when the first app starts, as in production.
+ * `npm test` runs several test files in one process, one after the other (scripts/build-tests.ts): each file
+ * still gets a database of its own, created when it first asks for one. Called before each file is loaded.
+ */
+export function beginTestFile (): void {
+  databaseUrl = undefined
+}
+
+/**
+ * The fresh database of this test file: created on first use, dropped when the process's tests end. It is a copy
+ * of the run's migrated template (test/setup/postgres.ts); run outside tap (no template), it starts empty and
+ * migrations run when the first app starts, as in production.
  */
 export function testDatabaseUrl (): Promise<string> {
   databaseUrl ??= (async () => {
