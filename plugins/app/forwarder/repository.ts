@@ -60,6 +60,14 @@ export const dueEvents = (organization: string, limit: number) => sql`
    FOR UPDATE SKIP LOCKED`
 
 /**
+ * Run first in the claim's transaction (and only there). The claim must walk the partial index in id order and stop
+ * after `limit` rows. Planned from statistics taken before a burst (a million events stored since the last
+ * ANALYZE), PostgreSQL chose a bitmap scan and sorted the whole backlog instead: 1.5 s per claim at 850,000 unsent
+ * events, against 2 ms for the index walk, and a 100,000-event drain at half its speed.
+ */
+export const PIN_CLAIM_PLAN = sql`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`
+
+/**
  * Claims one organization's oldest due events, skipping rows other workers hold (FOR UPDATE SKIP LOCKED) and
  * events under a live lease, so replicas never claim the same event at once. An event whose customer (of the same
  * organization) has a known subscription gets its Lago body frozen in the same UPDATE as its claim: one row version
@@ -70,6 +78,7 @@ export const dueEvents = (organization: string, limit: number) => sql`
  */
 export async function claimDueEvents (db: Kysely<Database>, opts: { organization: string, worker: string, limit: number, leaseMs: number, metricCode: string }): Promise<ClaimedEvent[]> {
   return await db.transaction().execute(async (trx) => {
+    await PIN_CLAIM_PLAN.execute(trx)
     const { rows: due } = await sql<ClaimedRow & { known_subscription: string | null }>`
       WITH due AS (${dueEvents(opts.organization, opts.limit)})
       SELECT ${CLAIMED_COLUMNS}, coalesce(e.external_subscription_id, c.subscription_external_id) AS known_subscription
