@@ -29,31 +29,46 @@ export interface TextProblem { field: string, message: string }
 
 const pointer = (path: string, key: string | number): string => `${path}/${String(key).replaceAll('~', '~0').replaceAll('/', '~1')}`
 
+/** A value still to look at, and how to name it: its key under its parent (the pointer is built only for a problem). */
+interface Pending { value: unknown, depth: number, parent: Pending | undefined, key: string | number }
+
+function pathOf (root: string, at: Pending): string {
+  const keys: Array<string | number> = []
+  for (let p: Pending | undefined = at; p?.parent !== undefined; p = p.parent) keys.push(p.key)
+  let path = root
+  for (let i = keys.length - 1; i >= 0; i--) path = pointer(path, keys[i])
+  return path === '' ? '/' : path
+}
+
 /**
  * The first string (value or object key) in a JSON value that cannot be stored, as a JSON pointer and a reason;
- * also refuses nesting deeper than MAX_JSON_DEPTH. Iterative, so a hostile depth cannot overflow the stack.
+ * also refuses nesting deeper than MAX_JSON_DEPTH. Iterative, so a hostile depth cannot overflow the stack. It runs
+ * on every ingested event: no pointer is built unless there is a problem to name.
  */
 export function findTextProblem (value: unknown, root = ''): TextProblem | undefined {
-  const stack: Array<{ value: unknown, path: string, depth: number }> = [{ value, path: root, depth: 0 }]
+  const stack: Pending[] = [{ value, depth: 0, parent: undefined, key: '' }]
   while (stack.length > 0) {
-    const { value: v, path, depth } = stack.pop() as { value: unknown, path: string, depth: number }
+    const at = stack.pop() as Pending
+    const v = at.value
     if (typeof v === 'string') {
       const fault = textFault(v)
-      if (fault !== undefined) return { field: path === '' ? '/' : path, message: fault }
+      if (fault !== undefined) return { field: pathOf(root, at), message: fault }
       continue
     }
     if (typeof v !== 'object' || v === null) continue
-    if (depth >= MAX_JSON_DEPTH) return { field: path === '' ? '/' : path, message: `is nested deeper than ${MAX_JSON_DEPTH} levels` }
-    const entries: Array<[string | number, unknown]> = Array.isArray(v) ? v.map((item, i) => [i, item]) : Object.entries(v)
-    // Reversed so that the first problem in document order is the one found first.
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const [key, item] = entries[i]
-      if (typeof key === 'string') {
-        const fault = textFault(key)
-        // The parent is named: the key itself is what cannot be shown or stored.
-        if (fault !== undefined) return { field: path === '' ? '/' : path, message: `has a key that ${fault}` }
-      }
-      stack.push({ value: item, path: pointer(path, key), depth: depth + 1 })
+    if (at.depth >= MAX_JSON_DEPTH) return { field: pathOf(root, at), message: `is nested deeper than ${MAX_JSON_DEPTH} levels` }
+    // Pushed in reverse so that the first problem in document order is the one found first.
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], depth: at.depth + 1, parent: at, key: i })
+      continue
+    }
+    const keys = Object.keys(v)
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]
+      const fault = textFault(key)
+      // The parent is named: the key itself is what cannot be shown or stored.
+      if (fault !== undefined) return { field: pathOf(root, at), message: `has a key that ${fault}` }
+      stack.push({ value: (v as Record<string, unknown>)[key], depth: at.depth + 1, parent: at, key })
     }
   }
   return undefined
