@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { UsageEventSource } from '../../../db/database.js'
 import { METADATA_MAX_BYTES, NO_CUSTOMER, sanitizeMetadata, type UsageEvent } from '../usage-events/normalize.js'
 import type { CallIdentity, CustomerResolution } from '../customer-mappings/identities.js'
@@ -43,7 +43,7 @@ export function callMetadata (call: LiteLLMCall, resolution: CustomerResolution)
  * tokens, cost). Model names and times differ in form between LiteLLM's formats, so they are not part of it.
  */
 export function callFingerprint (customer: string, call: Pick<LiteLLMCall, 'tokensInput' | 'tokensOutput' | 'totalTokens' | 'costUsd'>): string {
-  return createHash('sha256').update(JSON.stringify([customer, call.tokensInput, call.tokensOutput, call.totalTokens, call.costUsd])).digest('hex')
+  return hash('sha256', JSON.stringify([customer, call.tokensInput, call.tokensOutput, call.totalTokens, call.costUsd]), 'hex')
 }
 
 /** The usage event stored for a call: pending, or held as not_billable (failed) or unmapped (no customer yet). */
@@ -52,7 +52,7 @@ export function toUsageEvent (call: LiteLLMCall, source: UsageEventSource, resol
   const hold = call.failure !== undefined
     ? { kind: 'not_billable' as const, message: call.failure }
     : 'unmapped' in resolution ? { kind: 'unmapped' as const, message: resolution.unmapped } : undefined
-  return {
+  const event: UsageEvent = {
     requestId: call.requestId,
     customerExternalId: customer,
     model: call.model,
@@ -66,10 +66,12 @@ export function toUsageEvent (call: LiteLLMCall, source: UsageEventSource, resol
     timestamp: call.timestamp,
     source,
     fingerprint: callFingerprint(customer, call),
-    metadata: callMetadata(call, resolution),
-    ...(hold !== undefined ? { hold } : {}),
-    ...(call.litellmId !== undefined ? { litellmId: call.litellmId } : {}),
-    ...(call.litellmCallId !== undefined ? { litellmCallId: call.litellmCallId } : {}),
-    ...(call.matchWindowMs !== undefined ? { matchWindowMs: call.matchWindowMs } : {})
+    metadata: callMetadata(call, resolution)
   }
+  // Set when present (absent otherwise), rather than spread: spreads are the slow path of object creation, per call.
+  if (hold !== undefined) event.hold = hold
+  if (call.litellmId !== undefined) event.litellmId = call.litellmId
+  if (call.litellmCallId !== undefined) event.litellmCallId = call.litellmCallId
+  if (call.matchWindowMs !== undefined) event.matchWindowMs = call.matchWindowMs
+  return event
 }

@@ -26,7 +26,9 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
       if (reply.statusCode === 400 && !countedRejections.has(request)) fastify.usageEvents.rejected(SOURCE)
     }
   }, async (request, reply) => {
-    const event = { ...fromLiteLLMEvent(request.body, SOURCE, new Date()), organizationId: request.organizationId }
+    const event = fromLiteLLMEvent(request.body, SOURCE, new Date())
+    // Set on the new object, not spread into a copy: a spread is the slow path of object creation, per event.
+    event.organizationId = request.organizationId
     const [outcome] = await fastify.usageEvents.ingest([event])
     if (outcome.status === 'rejected') {
       countedRejections.add(request)
