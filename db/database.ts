@@ -276,12 +276,25 @@ export interface UsageEventCountTable {
   events: ColumnType<string, string | number, string | number>
 }
 
+/**
+ * The dedupe key of every usage event ever stored: a request_id is unique in its organization for ever, across the
+ * monthly partitions of litellm_usage_events (whose own unique keys must hold the month). Kept after retention.
+ */
+export interface UsageEventKeyTable {
+  organization_id: string
+  request_id: string
+  event_id: ColumnType<number, number | string, number | string>
+  /** The billing fingerprint of the stored event: a resend must match it. */
+  fingerprint: string
+}
+
 export interface Database {
   organizations: OrganizationTable
   ingestion_tokens: IngestionTokenTable
   organization_routes: OrganizationRouteTable
   customer_provisioning_claims: ProvisioningClaimTable
   litellm_usage_events: UsageEventTable
+  usage_event_keys: UsageEventKeyTable
   usage_event_counts: UsageEventCountTable
   webhook_delivery_logs: DeliveryAttemptTable
   customers: CustomerTable

@@ -35,21 +35,43 @@ export async function ensureMonthlyPartitions (db: Kysely<any>, table: string, n
   return created
 }
 
-/**
- * Drops the month partitions of `table` that end at or before `cutoff` (every row in them is older than it);
- * the partition holding the cutoff is kept whole. Returns the dropped names.
- */
-export async function dropPartitionsBefore (db: Kysely<any>, table: string, cutoff: Date): Promise<string[]> {
+/** The month partitions of `table` that end at or before `cutoff` (every row in them is older than it). */
+async function monthsEndingBy (db: Kysely<any>, table: string, cutoff: Date): Promise<string[]> {
   const { rows } = await sql<{ name: string }>`
     SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
      WHERE i.inhparent = ${table}::regclass AND c.relname ~ ${`^${table}_y[0-9]{4}m[0-9]{2}$`}`.execute(db)
-  const dropped: string[] = []
-  for (const { name } of rows) {
+  return rows.map((r) => r.name).filter((name) => {
     const [, year, month] = /_y(\d{4})m(\d{2})$/.exec(name) ?? []
-    const end = new Date(Date.UTC(Number(year), Number(month), 1))
-    if (end.getTime() > cutoff.getTime()) continue
-    await sql`DROP TABLE ${sql.id(name)}`.execute(db)
-    dropped.push(name)
-  }
-  return dropped.sort()
+    return Date.UTC(Number(year), Number(month), 1) <= cutoff.getTime()
+  }).sort()
+}
+
+/**
+ * Drops the month partitions of `table` that end at or before `cutoff`; the partition holding the cutoff is kept
+ * whole. Returns the dropped names.
+ */
+export async function dropPartitionsBefore (db: Kysely<any>, table: string, cutoff: Date): Promise<string[]> {
+  const names = await monthsEndingBy(db, table, cutoff)
+  for (const name of names) await sql`DROP TABLE ${sql.id(name)}`.execute(db)
+  return names
+}
+
+/**
+ * Detaches the month partitions of `table` that end at or before `cutoff`: each stays a table of its own, under its
+ * name, out of every query on `table`, until the caller is done with its rows. Returns their names.
+ */
+export async function detachPartitionsBefore (db: Kysely<any>, table: string, cutoff: Date): Promise<string[]> {
+  const names = await monthsEndingBy(db, table, cutoff)
+  for (const name of names) await sql`ALTER TABLE ${sql.id(table)} DETACH PARTITION ${sql.id(name)}`.execute(db)
+  return names
+}
+
+/** Month tables of `table` detached and not yet dropped (left by a run that stopped between the two steps). */
+export async function detachedMonths (db: Kysely<any>, table: string): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`
+    SELECT relname AS name FROM pg_class
+     WHERE relkind = 'r' AND NOT relispartition AND relnamespace = current_schema()::regnamespace
+       AND relname ~ ${`^${table}_y[0-9]{4}m[0-9]{2}$`}
+     ORDER BY relname`.execute(db)
+  return rows.map((r) => r.name)
 }

@@ -160,11 +160,16 @@ async function migrate (databaseUrl: string): Promise<void> {
 
 /** Stores `count` pending events (10 customers) straight into the table, as a backlog for the forwarder. */
 async function seedBacklog (databaseUrl: string, count: number, prefix: string): Promise<void> {
-  await query(databaseUrl, `INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, tokens_input, tokens_output,
+  // Each event with its dedupe key, as ingestion stores them.
+  await query(databaseUrl, `WITH stored AS (
+    INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, tokens_input, tokens_output,
       total_tokens, cost_usd, "timestamp", source, fingerprint)
     SELECT $2 || g, 'bench-customer-' || (g % 10), 'gpt-4o', 'openai', 100, 150, 250, 0.00375, now() - interval '1 minute',
            'bench', md5(g::text)
-      FROM generate_series(1, $1::int) g`, [count, prefix])
+      FROM generate_series(1, $1::int) g
+    RETURNING organization_id, request_id, id, fingerprint
+    )
+    INSERT INTO usage_event_keys (organization_id, request_id, event_id, fingerprint) SELECT * FROM stored`, [count, prefix])
 }
 
 const serviceEnv = (databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> =>

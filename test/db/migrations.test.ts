@@ -125,11 +125,13 @@ t.test('organizations: a database of the previous release migrates with every ro
 
   // Per organization now: the same request id and customer id in another organization are other rows.
   await client.query('INSERT INTO organizations (id, name) VALUES (\'beta\', \'Beta\')')
-  await client.query(`INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, "timestamp", source, fingerprint)
-                      VALUES ('beta', 'req-1', 'cus-1', 'gpt-4o', 'openai', now(), 'webhook', 'f9')`)
+  const { rows: [beta1] } = await client.query(`INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, "timestamp", source, fingerprint)
+                      VALUES ('beta', 'req-1', 'cus-1', 'gpt-4o', 'openai', now(), 'webhook', 'f9') RETURNING id`)
   await client.query('INSERT INTO customers (organization_id, external_id) VALUES (\'beta\', \'cus-1\')')
-  await t.rejects(client.query(`INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, "timestamp", source, fingerprint)
-                                VALUES ('req-1', 'cus-1', 'gpt-4o', 'openai', now(), 'webhook', 'f9')`), { code: '23505' }, 'still unique within one organization')
+  // The dedupe key lives in usage_event_keys since the events table is partitioned (its own keys must hold the month).
+  await client.query('INSERT INTO usage_event_keys (organization_id, request_id, event_id, fingerprint) VALUES (\'beta\', \'req-1\', $1, \'f9\')', [beta1.id])
+  await t.rejects(client.query('INSERT INTO usage_event_keys (organization_id, request_id, event_id, fingerprint) VALUES (\'default\', \'req-1\', 0, \'f9\')'),
+    { code: '23505' }, 'still unique within one organization')
   await t.rejects(client.query('INSERT INTO customers (organization_id, external_id) VALUES (\'nope\', \'cus-9\')'), { code: '23503' }, 'only existing organizations')
   await t.rejects(client.query('INSERT INTO organizations (id, name) VALUES (\'Upper Case\', \'x\')'), { code: '23514' }, 'ids are lowercase slugs')
   const beta = await client.query('SELECT count(*)::int AS n FROM aggregate_customer_usage(\'cus-1\', now() - interval \'1 day\', now() + interval \'1 day\', \'beta\')')

@@ -78,9 +78,8 @@ t.test('a connection killed mid-statement: 503 with Retry-After saying the outco
   const event = seedEvent()
   const blocker = await sqlClient(t)
   await blocker.query('BEGIN')
-  await blocker.query(`INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
-    total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata, status)
-    VALUES ($1, 'c', 'm', 'p', 'usage', 0, 0, 0, 0, 'k', now(), 'webhook', 'f', '{}', 'pending')`, [event.request_id])
+  // (Its dedupe key: a request_id is unique in usage_event_keys.)
+  await blocker.query('INSERT INTO usage_event_keys (organization_id, request_id, event_id, fingerprint) VALUES (\'default\', $1, 0, \'f\')', [event.request_id])
   const answer = app.inject({ method: 'POST', url: '/webhooks/litellm', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(event) })
   // Watched from another session: pg_stat_activity is read once per transaction, and the blocker's stays open.
   const watcher = await sqlClient(t)

@@ -299,7 +299,7 @@ export async function retryEvents (db: Kysely<Database>, filter: RetryFilter): P
            external_subscription_id = CASE WHEN last_error->>'kind' = 'rejected' THEN NULL ELSE external_subscription_id END,
            last_error = NULL
      WHERE status = ANY(${filter.statuses}::text[]) AND organization_id = ${filter.organization}
-       ${filter.requestIds !== undefined ? sql`AND request_id = ANY(${filter.requestIds}::text[])` : sql``}
+       ${filter.requestIds !== undefined ? sql`AND id IN (SELECT event_id FROM usage_event_keys WHERE organization_id = ${filter.organization} AND request_id = ANY(${filter.requestIds}::text[]))` : sql``}
        ${filter.customerId !== undefined ? sql`AND customer_external_id = ${filter.customerId}` : sql``}
        ${filter.from !== undefined ? sql`AND "timestamp" >= ${filter.from}` : sql``}
        ${filter.to !== undefined ? sql`AND "timestamp" < ${filter.to}` : sql``}

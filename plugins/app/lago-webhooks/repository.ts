@@ -115,7 +115,8 @@ export async function markLagoErrors (db: Kysely<Database>, organization: string
       UPDATE litellm_usage_events
          SET status = 'lago_error', last_error = ${error}::jsonb, claim_token = claim_token + 1,
              claimed_by = NULL, lease_expires_at = NULL
-       WHERE organization_id = ${organization} AND request_id = ANY(${transactionIds}::text[])
+       WHERE organization_id = ${organization}
+         AND id IN (SELECT event_id FROM usage_event_keys WHERE organization_id = ${organization} AND request_id = ANY(${transactionIds}::text[]))
          AND status IN ('forwarded', 'pending', 'failed', 'dead')`.execute(db)
     marked += Number(numAffectedRows ?? 0)
   }

@@ -82,7 +82,7 @@ export async function updateOrganization (db: Kysely<Database>, id: string, patc
  */
 export const ORGANIZATION_TABLES = [
   // usage_event_counts after the events: their delete trigger writes the counts' last deltas.
-  'litellm_usage_events', 'usage_event_counts', 'customer_provisioning_claims', 'customers', 'customer_mappings', 'webhook_delivery_logs',
+  'litellm_usage_events', 'usage_event_counts', 'usage_event_keys', 'customer_provisioning_claims', 'customers', 'customer_mappings', 'webhook_delivery_logs',
   'litellm_spend_ledger', 'litellm_reconciliation', 'lago_webhooks', 'lago_invoices', 'api_keys', 'ingestion_tokens',
   'organization_routes'
 ] as const
@@ -132,21 +132,29 @@ export async function putRoute (db: Kysely<Database>, identity: RouteIdentityKin
       INSERT INTO organization_routes (identity, value, organization_id) VALUES (${identity}, ${value}, ${organizationId})
       ON CONFLICT (identity, value) DO UPDATE SET organization_id = excluded.organization_id, updated_at = now()
       RETURNING identity, value, organization_id, created_at, updated_at, (xmax = 0) AS created`.execute(trx)
-    const moved = await sql`
-      UPDATE litellm_usage_events e
-         SET organization_id = ${organizationId},
-             status = CASE WHEN e.status = 'not_billable' THEN 'not_billable'
-                           WHEN e.customer_external_id = ${NO_CUSTOMER} THEN 'unmapped' ELSE 'pending' END,
-             last_error = CASE WHEN e.status = 'not_billable' THEN e.last_error
-                               WHEN e.customer_external_id = ${NO_CUSTOMER}
-                               THEN jsonb_build_object('kind', 'unmapped', 'message', ${`routed to organization "${organizationId}" by LiteLLM ${identity} "${value}": waiting for a customer mapping there`}::text)
-                               ELSE NULL END,
-             next_attempt_at = now()
-       WHERE e.organization_id = ${UNROUTED_ORGANIZATION_ID} AND e.status IN ('unmapped', 'not_billable')
-         AND e.metadata->'identities'->>${identity} = ${value}
-         AND NOT EXISTS (SELECT 1 FROM litellm_usage_events t WHERE t.organization_id = ${organizationId} AND t.request_id = e.request_id)`.execute(trx)
+    // The event's dedupe key moves with it (usage_event_keys: a request_id is unique within an organization).
+    const { rows: [moved] } = await sql<{ moved: number }>`
+      WITH moved AS (
+        UPDATE litellm_usage_events e
+           SET organization_id = ${organizationId},
+               status = CASE WHEN e.status = 'not_billable' THEN 'not_billable'
+                             WHEN e.customer_external_id = ${NO_CUSTOMER} THEN 'unmapped' ELSE 'pending' END,
+               last_error = CASE WHEN e.status = 'not_billable' THEN e.last_error
+                                 WHEN e.customer_external_id = ${NO_CUSTOMER}
+                                 THEN jsonb_build_object('kind', 'unmapped', 'message', ${`routed to organization "${organizationId}" by LiteLLM ${identity} "${value}": waiting for a customer mapping there`}::text)
+                                 ELSE NULL END,
+               next_attempt_at = now()
+         WHERE e.organization_id = ${UNROUTED_ORGANIZATION_ID} AND e.status IN ('unmapped', 'not_billable')
+           AND e.metadata->'identities'->>${identity} = ${value}
+           AND NOT EXISTS (SELECT 1 FROM usage_event_keys t WHERE t.organization_id = ${organizationId} AND t.request_id = e.request_id)
+        RETURNING e.request_id
+      ), rekeyed AS (
+        UPDATE usage_event_keys k SET organization_id = ${organizationId}
+          FROM moved WHERE k.organization_id = ${UNROUTED_ORGANIZATION_ID} AND k.request_id = moved.request_id
+      )
+      SELECT count(*)::int AS moved FROM moved`.execute(trx)
     const { created, ...row } = rows[0]
-    return { row, created, moved: Number(moved.numAffectedRows ?? 0) }
+    return { row, created, moved: moved.moved }
   })
 }
 

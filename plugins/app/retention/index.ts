@@ -1,14 +1,26 @@
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
-import { dropPartitionsBefore, ensureMonthlyPartitions } from '../../../db/partitions.js'
+import { detachedMonths, detachPartitionsBefore, dropPartitionsBefore, ensureMonthlyPartitions, monthStart } from '../../../db/partitions.js'
 import { databaseUnavailable } from '../../../db/errors.js'
+import { removeRetiredLeftovers, RETENTION_LOCK, retireDetachedMonth, USAGE_EVENTS, type RetiredMonth } from './usage-events.js'
 
-/** Tables partitioned by month whose old months retention may drop. */
-export const PARTITIONED_TABLES = ['webhook_delivery_logs'] as const
+/** Tables partitioned by month: the delivery log (old months dropped whole) and the usage events (old months retired). */
+export const PARTITIONED_TABLES = ['webhook_delivery_logs', USAGE_EVENTS] as const
+
+export interface RetentionRun {
+  /** Partitions created ahead. */
+  created: string[]
+  /** Delivery-log months dropped. */
+  dropped: string[]
+  /** Usage-event months retired: their forwarded and not-billable events removed, any other kept. */
+  retired: RetiredMonth[]
+  /** Retirable events removed one by one from the default partition (kept earlier because they were not done). */
+  leftovers: number
+}
 
 export interface Retention {
-  /** Creates the coming months' partitions and, with RETENTION_DAYS set, drops the months wholly older than it. */
-  run: (now?: Date) => Promise<{ created: string[], dropped: string[] }>
+  /** Creates the coming months' partitions and, with RETENTION_DAYS set, removes the months wholly older than it. */
+  run: (now?: Date) => Promise<RetentionRun>
 }
 
 declare module 'fastify' {
@@ -20,24 +32,39 @@ declare module 'fastify' {
 const HOUR_MS = 3_600_000
 
 /**
- * Keeps the monthly partitions ahead of time (at start, then hourly) and applies RETENTION_DAYS by dropping whole
- * months: no row-by-row DELETE, no bloat. Default 0 keeps everything for ever.
+ * Keeps the monthly partitions ahead of time (at start, then hourly) and applies RETENTION_DAYS to whole months: no
+ * row-by-row DELETE, no bloat. Default 0 keeps everything for ever. A delivery-log month is dropped; a usage-event
+ * month is detached (a brief lock of the table), then its events still to be sent or looked at are put back and the
+ * rest dropped with it, in a transaction of its own.
  */
 export default fp(async function retention (fastify) {
   const { config, db, log } = fastify
   const run: Retention['run'] = async (now = new Date()) => {
     const created: string[] = []
     const dropped: string[] = []
+    const cutoff = new Date(now.getTime() - config.RETENTION_DAYS * 86_400_000)
     // One replica at a time (a transaction-scoped advisory lock): two creating the same month would collide.
     await db.transaction().execute(async (trx) => {
-      await sql`SELECT pg_advisory_xact_lock(hashtextextended('retention:partitions', 0))`.execute(trx)
-      for (const table of PARTITIONED_TABLES) {
-        created.push(...await ensureMonthlyPartitions(trx, table, now))
-        if (config.RETENTION_DAYS > 0) dropped.push(...await dropPartitionsBefore(trx, table, new Date(now.getTime() - config.RETENTION_DAYS * 86_400_000)))
+      await sql`SELECT pg_advisory_xact_lock(hashtextextended(${RETENTION_LOCK}, 0))`.execute(trx)
+      for (const table of PARTITIONED_TABLES) created.push(...await ensureMonthlyPartitions(trx, table, now))
+      if (config.RETENTION_DAYS > 0) {
+        dropped.push(...await dropPartitionsBefore(trx, 'webhook_delivery_logs', cutoff))
+        // Detaching locks the events table against ingestion until this commits: wait a bounded time for it.
+        await sql`SELECT set_config('lock_timeout', '5s', true)`.execute(trx)
+        await detachPartitionsBefore(trx, USAGE_EVENTS, cutoff)
       }
     })
-    if (created.length > 0 || dropped.length > 0) log.info({ created, dropped }, 'retention: partitions created and dropped')
-    return { created, dropped }
+    const retired: RetiredMonth[] = []
+    let leftovers = 0
+    if (config.RETENTION_DAYS > 0) {
+      // Also months a stopped run detached and did not finish.
+      for (const month of await detachedMonths(db, USAGE_EVENTS)) retired.push(await retireDetachedMonth(db, month))
+      leftovers = await removeRetiredLeftovers(db, monthStart(cutoff))
+    }
+    if (created.length > 0 || dropped.length > 0 || retired.length > 0 || leftovers > 0) {
+      log.info({ created, dropped, retired, leftovers }, 'retention: partitions created, old months removed')
+    }
+    return { created, dropped, retired, leftovers }
   }
   fastify.decorate('retention', { run })
 

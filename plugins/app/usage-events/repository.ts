@@ -146,22 +146,29 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
       ) WITH ORDINALITY AS t(organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
                              total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata,
                              status, last_error, litellm_id, litellm_call_id, ord)
+    ), keyed AS (
+      -- The dedupe key first (usage_event_keys, unpartitioned: unique for ever); the event only for a key it created.
+      INSERT INTO usage_event_keys (organization_id, request_id, event_id, fingerprint)
+      SELECT organization_id, request_id, nextval('litellm_usage_events_id_seq'), fingerprint FROM input ORDER BY ord
+      ON CONFLICT (organization_id, request_id) DO NOTHING
+      RETURNING organization_id, request_id, event_id
     ), inserted AS (
-      INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input,
+      INSERT INTO litellm_usage_events (id, organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input,
                                         tokens_output, total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint,
                                         metadata, status, last_error, litellm_id, litellm_call_id)
-      SELECT organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
-             total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata, status, last_error,
+      OVERRIDING SYSTEM VALUE
+      SELECT keyed.event_id, input.organization_id, input.request_id, customer_external_id, model, provider, event_type, tokens_input,
+             tokens_output, total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata, status, last_error,
              litellm_id, litellm_call_id
-        FROM input ORDER BY ord
-      ON CONFLICT (organization_id, request_id) DO NOTHING
+        FROM input JOIN keyed ON keyed.organization_id = input.organization_id AND keyed.request_id = input.request_id
+       ORDER BY input.ord
       RETURNING id, organization_id, request_id
     )
-    SELECT input.ord::int AS ord, inserted.id, existing.id AS existing_id, existing.fingerprint AS existing_fingerprint
+    SELECT input.ord::int AS ord, inserted.id, existing.event_id AS existing_id, existing.fingerprint AS existing_fingerprint
       FROM input
       LEFT JOIN inserted ON inserted.organization_id = input.organization_id AND inserted.request_id = input.request_id
-      LEFT JOIN litellm_usage_events existing ON inserted.id IS NULL AND existing.organization_id = input.organization_id
-                                             AND existing.request_id = input.request_id
+      LEFT JOIN usage_event_keys existing ON inserted.id IS NULL AND existing.organization_id = input.organization_id
+                                         AND existing.request_id = input.request_id
   `.execute(db)
 
   const settle = (k: number, id: number, fingerprint: string): void => {
@@ -182,7 +189,7 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
   }
   // Inserted by a transaction that committed after this statement's snapshot: look again.
   if (unseen.length > 0) {
-    const existing = await db.selectFrom('litellm_usage_events').select(['id', 'organization_id', 'request_id', 'fingerprint'])
+    const existing = await db.selectFrom('usage_event_keys').select(['event_id as id', 'organization_id', 'request_id', 'fingerprint'])
       .where('request_id', 'in', unseen.map((k) => rows[k].requestId)).execute()
     const byRequestId = new Map(existing.map((r) => [requestKey({ organizationId: r.organization_id, requestId: r.request_id } as UsageEvent), r]))
     for (const k of unseen) {

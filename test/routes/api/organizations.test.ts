@@ -204,7 +204,8 @@ t.test('one shared token routed by LiteLLM team or org; a call no route claims i
 
   t.equal((await generic(routedTeam)).statusCode, 202)
   const stray = uid('t-stray')
-  t.equal((await generic(stray, 'litellm-org-9')).statusCode, 202, 'accepted, never dropped')
+  const strayCall = standardLoggingPayload(simulateCall({ team: stray, org: 'litellm-org-9', endUser: `${stray}-user` }))
+  t.equal((await postGeneric(app, strayCall, { authorization: `Bearer ${TOKEN_A}` })).statusCode, 202, 'accepted, never dropped')
   const rows = async (team: string) => (await db.query('SELECT organization_id, status, last_error FROM litellm_usage_events WHERE metadata->\'identities\'->>\'team\' = $1', [team])).rows
   t.match(await rows(routedTeam), [{ organization_id: id, status: 'pending' }], 'the route decides the organization')
   t.match(await rows(stray), [{ organization_id: 'unrouted', status: 'unmapped', last_error: { kind: 'unmapped', message: `no organization route for LiteLLM org "litellm-org-9" or team "${stray}"` } }])
@@ -219,6 +220,11 @@ t.test('one shared token routed by LiteLLM team or org; a call no route claims i
   t.equal(later.json().rerouted_events, 2)
   t.match(await rows(stray), [{ organization_id: id, status: 'pending', last_error: null }])
   t.match(await rows(strayFailed), [{ organization_id: id, status: 'not_billable' }])
+  // Its dedupe key moved with it: the same call delivered again is a resend in its new organization.
+  t.same((await db.query(`SELECT k.organization_id FROM usage_event_keys k JOIN litellm_usage_events e ON e.id = k.event_id
+    WHERE e.metadata->'identities'->>'team' = $1`, [stray])).rows, [{ organization_id: id }])
+  await postGeneric(app, strayCall, { authorization: `Bearer ${TOKEN_A}` })
+  t.equal((await rows(stray)).length, 1, 'stored once')
   t.match((await admin.get('/api/organization-routes')).json().routes, [{ identity: 'org', value: 'litellm-org-9', organization_id: id }, { identity: 'team', value: routedTeam, organization_id: id }])
   t.equal((await admin.get('/api/organizations/unrouted')).json().organization.status, 'disabled', 'the waiting room is never forwarded')
 })
