@@ -2,7 +2,7 @@ import path from 'node:path'
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import autoload from '@fastify/autoload'
-import type { AnySchema } from 'ajv'
+import type { AnySchema, Ajv, ValidateFunction } from 'ajv'
 import fastJsonStringify, { type Schema as SerializerSchema } from 'fast-json-stringify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config, Tuning } from './schemas/config.js'
@@ -92,11 +92,62 @@ function serializerFor (schema: object): (data: unknown) => string {
   return serialize
 }
 
+// Route schemas are compiled when a route first uses them, not before the server is ready: compiling them all
+// (Ajv for requests, fast-json-stringify for responses) was about 230 ms of a 1.1 s start (npm run bench --
+// startup). A route's first request pays its own (a few ms, up to 30 for the largest); test/route-schemas.test.ts
+// compiles every one, so a schema that does not compile still fails the tests rather than a request.
+type Validator = ((data: unknown, dataCxt?: unknown) => boolean) & { errors?: ValidateFunction['errors'], schemaEnv?: unknown }
+
+/** Each app's schemas not compiled yet, by root instance: compileRouteSchemas compiles them. */
+const uncompiled = new WeakMap<object, Set<() => void>>()
+
+function lazyValidator (ajv: Ajv, schema: AnySchema, pending: Set<() => void>): Validator {
+  let compiled: ValidateFunction | undefined
+  const compile = (): ValidateFunction => {
+    compiled = ajv.compile(schema)
+    pending.delete(compile)
+    return compiled
+  }
+  pending.add(compile)
+  const validate: Validator = (data, dataCxt) => {
+    const run = compiled ?? compile()
+    const valid = run(data, dataCxt as Parameters<ValidateFunction>[1])
+    validate.errors = run.errors
+    return valid
+  }
+  // Fastify passes the request as parent only to a validator that has schemaEnv, as Ajv's own do: Ajv needs the
+  // parent to replace a coerced root value.
+  validate.schemaEnv = true
+  return validate
+}
+
+function lazySerializer (schema: object, pending: Set<() => void>): (data: unknown) => string {
+  let serialize: ((data: unknown) => string) | undefined
+  const compile = (): (data: unknown) => string => {
+    serialize = serializerFor(schema)
+    pending.delete(compile)
+    return serialize
+  }
+  pending.add(compile)
+  return (data) => (serialize ?? compile())(data)
+}
+
+/** Compiles every route schema of an app (built by buildApp) not compiled yet; throws what a compiler throws. */
+export function compileRouteSchemas (fastify: FastifyInstance): number {
+  const pending = uncompiled.get(fastify)
+  if (pending === undefined) throw new Error('not an app built by buildApp')
+  const count = pending.size
+  for (const compile of [...pending]) compile()
+  return count
+}
+
 /** The service as a plugin: infrastructure, then the project's services, then the routes. */
 export default async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   const ajvFor = { body: bodyAjv, querystring: queryAjv } as Record<string, typeof textAjv | undefined>
-  fastify.setValidatorCompiler(({ schema, httpPart }) => (ajvFor[httpPart ?? ''] ?? textAjv).compile(schema as AnySchema))
-  fastify.setSerializerCompiler(({ schema }) => serializerFor(schema as object))
+  const pending = new Set<() => void>()
+  uncompiled.set(fastify, pending)
+  fastify.setValidatorCompiler(({ schema, httpPart }) => lazyValidator(ajvFor[httpPart ?? ''] ?? textAjv, schema as AnySchema, pending))
+  fastify.setSerializerCompiler(({ schema }) => lazySerializer(schema as object, pending))
 
   // JSON only, parsed safely (prototype-poisoning checks) while keeping the raw text for signatures. Python's
   // NaN/Infinity (LiteLLM can send them) are tolerated; CloudEvents (LiteLLM's OpenMeter callback) are JSON too.

@@ -28,8 +28,10 @@ export interface BodyValidator<T> {
 
 /** Validates items of a batch one by one, as the routes' own body validation would (see plugins/external/input-guards.ts). */
 export function compileBodyValidator<T> (schema: AnySchema): BodyValidator<T> {
-  const validate: ValidateFunction<T> = bodyAjv.compile<T>(schema)
+  // Compiled on first use, as the routes' own validators are (app.ts): not while the service starts.
+  let validate: ValidateFunction<T> | undefined
   const check = ((data: unknown): data is T => {
+    validate ??= bodyAjv.compile<T>(schema)
     if (!validate(data)) {
       check.errors = validate.errors ?? []
       return false
