@@ -1,5 +1,5 @@
 import { createHmac, createPublicKey, type KeyObject } from 'node:crypto'
-import { errors as joseErrors, jwtVerify } from 'jose'
+import type * as Jose from 'jose'
 import { matchingDigest, sha256 } from '../webhook-auth.js'
 
 /** Why a delivery was refused (logged; the caller only ever learns "401"). */
@@ -49,6 +49,10 @@ export const hmacSignature = (key: string, body: Buffer | string): string => cre
 
 const trimSlash = (url: string): string => url.replace(/\/+$/, '')
 
+/** jose, loaded by the first JWT to verify: its 46 modules are not loaded while the service starts. */
+let jose: Promise<typeof Jose> | undefined
+const loadJose = async (): Promise<typeof Jose> => await (jose ??= import('jose'))
+
 /**
  * Verifies Lago webhook signatures on the exact bytes received:
  * - hmac: base64 HMAC-SHA256 of the body with any configured key, compared in constant time;
@@ -95,12 +99,13 @@ export class LagoWebhookVerifier {
   }
 
   async #verifyJwt (token: string, body: Buffer): Promise<void> {
+    const { errors } = await loadJose()
     const key = await this.#publicKey(false)
     try {
       await this.#checkJwt(token, key, body)
     } catch (err) {
       // Only a signature that fails to verify can be a rotated key; a wrong iss or data is not.
-      if (!(err instanceof joseErrors.JWSSignatureVerificationFailed)) throw err
+      if (!(err instanceof errors.JWSSignatureVerificationFailed)) throw err
       const now = (this.#o.now ?? Date.now)()
       if (now - this.#lastRefetchAt < (this.#o.refetchIntervalMs ?? 30_000)) throw new WebhookSignatureError('jwt signature does not verify')
       this.#lastRefetchAt = now
@@ -110,11 +115,12 @@ export class LagoWebhookVerifier {
   }
 
   async #checkJwt (token: string, key: KeyObject, body: Buffer): Promise<void> {
+    const { errors, jwtVerify } = await loadJose()
     let payload: Record<string, unknown>
     try {
       ({ payload } = await jwtVerify(token, key, { algorithms: ['RS256'] }))
     } catch (err) {
-      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw err
+      if (err instanceof errors.JWSSignatureVerificationFailed) throw err
       throw new WebhookSignatureError(`jwt refused: ${err instanceof Error ? err.message : String(err)}`)
     }
     if (typeof payload.iss !== 'string' || !this.#issuers.has(trimSlash(payload.iss))) throw new WebhookSignatureError('jwt iss is not Lago\'s URL')

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { Pool } from 'undici'
+import type { Pool } from 'undici'
 import type {
   BillableMetricCreateInput, BillableMetricUpdateInput, CustomerCreateInput, EventBatchInput, EventInput,
   PlanCreateInput, PlanUpdateInput, SubscriptionCreateInput, SubscriptionUpdateInput
@@ -135,7 +135,10 @@ function unavailableKind (err: unknown, timedOut: boolean): LagoUnavailableKind 
  */
 export class LagoClient {
   readonly baseUrl: string
-  private readonly pool: Pool
+  private pool: Promise<Pool> | undefined
+  private closed = false
+  private readonly poolOptions: Pool.Options
+  private readonly origin: string
   private readonly prefix: string
   private readonly apiKey: string | undefined
   private readonly headersTimeoutMs: number
@@ -156,14 +159,26 @@ export class LagoClient {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS
     this.observer = options.observer
     this.userAgent = options.userAgent ?? 'lago-api-integration'
-    this.pool = new Pool(url.origin, {
+    this.origin = url.origin
+    this.poolOptions = {
       connections: options.connections ?? 10,
       connect: { timeout: options.connectTimeoutMs ?? 5_000 },
       headersTimeout: this.headersTimeoutMs,
       bodyTimeout: this.requestTimeoutMs,
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 60_000
+    }
+  }
+
+  /** The pool, made by the first call: undici (110 modules, about 25 ms) is not loaded while the service starts. */
+  private async connection (): Promise<Pool> {
+    this.pool ??= import('undici').then(async ({ Pool }) => {
+      const pool = new Pool(this.origin, this.poolOptions)
+      // Closed before its first call: a closed pool, as it would have been.
+      if (this.closed) await pool.close()
+      return pool
     })
+    return await this.pool
   }
 
   /** True when an API key is set, i.e. calls will be sent. */
@@ -172,7 +187,8 @@ export class LagoClient {
   }
 
   async close (): Promise<void> {
-    await this.pool.close()
+    this.closed = true
+    if (this.pool !== undefined) await (await this.pool).close()
   }
 
   // ---- events --------------------------------------------------------------------------------------------
@@ -384,7 +400,7 @@ export class LagoClient {
       let text: string
       let responseHeaders: Record<string, string | string[] | undefined>
       try {
-        const res = await this.pool.request({ method: spec.method, path, headers, body: payload, signal: deadline, headersTimeout: this.headersTimeoutMs })
+        const res = await (await this.connection()).request({ method: spec.method, path, headers, body: payload, signal: deadline, headersTimeout: this.headersTimeoutMs })
         statusCode = res.statusCode
         responseHeaders = res.headers
         rateLimit = parseRateLimit(res.headers)

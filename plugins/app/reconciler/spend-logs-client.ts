@@ -1,4 +1,4 @@
-import { Pool } from 'undici'
+import type { Pool } from 'undici'
 import { isoTime } from '../litellm/fields.js'
 import { quoteNonFiniteNumbers } from '../../external/json-text.js'
 
@@ -31,14 +31,26 @@ const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10)
  */
 export class SpendLogsClient {
   readonly #o: SpendLogsClientOptions
-  readonly #pool: Pool
+  #pool: Promise<Pool> | undefined
+  #closed = false
+  readonly #origin: string
   readonly #prefix: string
 
   constructor (options: SpendLogsClientOptions) {
     this.#o = options
     const url = new URL(options.baseUrl)
+    this.#origin = url.origin
     this.#prefix = url.pathname.replace(/\/+$/, '')
-    this.#pool = new Pool(url.origin, { connections: 2, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs })
+  }
+
+  /** The pool, made by the first call: undici is not loaded while the service starts (as in the Lago client). */
+  async #connection (): Promise<Pool> {
+    this.#pool ??= import('undici').then(async ({ Pool }) => {
+      const pool = new Pool(this.#origin, { connections: 2, headersTimeout: this.#o.timeoutMs, bodyTimeout: this.#o.timeoutMs })
+      if (this.#closed) await pool.close()
+      return pool
+    })
+    return await this.#pool
   }
 
   /**
@@ -89,7 +101,7 @@ export class SpendLogsClient {
   async #get (path: string, query: Record<string, string>): Promise<unknown> {
     let res
     try {
-      res = await this.#pool.request({
+      res = await (await this.#connection()).request({
         method: 'GET',
         path: `${this.#prefix}${path}?${new URLSearchParams(query).toString()}`,
         headers: { authorization: `Bearer ${this.#o.masterKey}`, accept: 'application/json' }
@@ -110,6 +122,7 @@ export class SpendLogsClient {
   }
 
   async close (): Promise<void> {
-    await this.#pool.close()
+    this.#closed = true
+    if (this.#pool !== undefined) await (await this.#pool).close()
   }
 }
