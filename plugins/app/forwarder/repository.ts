@@ -10,6 +10,8 @@ export interface ClaimedEvent {
   requestId: string
   customerExternalId: string
   claimToken: number
+  /** Its partition key: settling names the months to look in instead of every month's index. */
+  receivedAt: Date
   attempts: number
   /** Null until the event's Lago subscription is known; then frozen for every send. */
   body: EventInputObject | null
@@ -17,11 +19,11 @@ export interface ClaimedEvent {
   event: UsageEventForLago
 }
 
-type Claim = Pick<ClaimedEvent, 'id' | 'claimToken'>
+type Claim = Pick<ClaimedEvent, 'id' | 'claimToken' | 'receivedAt'>
 
-type ClaimedRow = UsageEventForLago & { id: number, customer_external_id: string, claim_token: number, attempts: number, lago_payload: EventInputObject | null }
+type ClaimedRow = UsageEventForLago & { id: number, customer_external_id: string, claim_token: number, received_at: Date, attempts: number, lago_payload: EventInputObject | null }
 
-const CLAIMED_COLUMNS = sql`e.id, e.request_id, e.customer_external_id, e.claim_token, e.attempts, e.lago_payload,
+const CLAIMED_COLUMNS = sql`e.id, e.request_id, e.customer_external_id, e.claim_token, e.received_at, e.attempts, e.lago_payload,
   e."timestamp", e.cost_usd, e.tokens_input, e.tokens_output, e.total_tokens, e.model, e.provider`
 
 const toClaimed = (r: ClaimedRow): ClaimedEvent => ({
@@ -29,6 +31,7 @@ const toClaimed = (r: ClaimedRow): ClaimedEvent => ({
   requestId: r.request_id,
   customerExternalId: r.customer_external_id,
   claimToken: r.claim_token,
+  receivedAt: r.received_at,
   attempts: r.attempts,
   body: r.lago_payload,
   event: {
@@ -43,16 +46,33 @@ const toClaimed = (r: ClaimedRow): ClaimedEvent => ({
   }
 })
 
+/**
+ * `e.received_at` within the range of these events' (the table is aliased e). The table is partitioned by month on
+ * received_at: with the range, PostgreSQL plans and probes only the months that hold them, not a year of them.
+ * JavaScript keeps milliseconds of PostgreSQL's microseconds, hence the ceiling.
+ */
+export const receivedWithin = (events: ReadonlyArray<{ receivedAt: Date }>) => {
+  let min = Infinity
+  let max = -Infinity
+  for (const e of events) {
+    const at = e.receivedAt.getTime()
+    if (at < min) min = at
+    if (at > max) max = at
+  }
+  return sql`e.received_at >= ${new Date(min)} AND e.received_at < ${new Date(max + 1)}`
+}
+
 /** `(e.id, e.claim_token) IN (...)`: only rows this worker still owns are settled (the table is aliased e). */
 const owned = (claims: Claim[]) =>
-  sql`(e.id, e.claim_token) IN (SELECT * FROM unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => c.claimToken)}::bigint[]))`
+  sql`(e.id, e.claim_token) IN (SELECT * FROM unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => c.claimToken)}::bigint[]))
+      AND ${receivedWithin(claims)}`
 
 /**
  * One organization's oldest due events, locked (the claim's first step; exported so that its plan can be checked).
  * Its shape matches the partial index on (organization_id, id) WHERE status IN ('pending', 'failed').
  */
 export const dueEvents = (organization: string, limit: number) => sql`
-  SELECT id, customer_external_id FROM litellm_usage_events
+  SELECT id, customer_external_id, received_at FROM litellm_usage_events
    WHERE organization_id = ${organization} AND status IN ('pending', 'failed') AND next_attempt_at <= now()
      AND (lease_expires_at IS NULL OR lease_expires_at < now())
    ORDER BY id
@@ -82,7 +102,7 @@ export async function claimDueEvents (db: Kysely<Database>, opts: { organization
     const { rows: due } = await sql<ClaimedRow & { known_subscription: string | null }>`
       WITH due AS (${dueEvents(opts.organization, opts.limit)})
       SELECT ${CLAIMED_COLUMNS}, coalesce(e.external_subscription_id, c.subscription_external_id) AS known_subscription
-        FROM due JOIN litellm_usage_events e ON e.id = due.id
+        FROM due JOIN litellm_usage_events e ON e.id = due.id AND e.received_at = due.received_at
         LEFT JOIN customers c ON c.organization_id = ${opts.organization} AND c.external_id = due.customer_external_id`.execute(trx)
     if (due.length === 0) return []
     const subscriptions: Array<string | null> = []
@@ -100,7 +120,7 @@ export async function claimDueEvents (db: Kysely<Database>, opts: { organization
              external_subscription_id = coalesce(e.external_subscription_id, s.subscription),
              lago_payload = coalesce(e.lago_payload, s.body)
         FROM unnest(${due.map((r) => r.id)}::bigint[], ${subscriptions}::text[], ${bodies}::jsonb[]) AS s(id, subscription, body)
-       WHERE e.id = s.id
+       WHERE e.id = s.id AND ${receivedWithin(due.map((r) => ({ receivedAt: r.received_at })))}
       RETURNING ${CLAIMED_COLUMNS}`.execute(trx)
     return rows.map(toClaimed).sort((a, b) => a.id - b.id)
   })

@@ -50,3 +50,32 @@ t.test('release gives events back without spending an attempt', async (t) => {
   const { rows } = await db.query('SELECT attempts, claimed_by, next_attempt_at > now() + interval \'50 seconds\' AS later FROM litellm_usage_events WHERE id = $1', [event.id])
   t.same(rows, [{ attempts: 0, claimed_by: null, later: true }])
 })
+
+t.test('a claim spanning months settles every event, down to the microsecond of its partition key', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const customer = uid('months')
+  await ingest(app, Array.from({ length: 6 }, () => seedEvent({ customer_id: customer })))
+  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  // Two months back (a partition made here by hand) and this month, at the last microsecond of a millisecond:
+  // JavaScript keeps the millisecond only, the range sent to PostgreSQL must still hold the event.
+  const now = new Date()
+  const old = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 2, 1))
+  const oldEnd = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1))
+  const part = `litellm_usage_events_y${old.getUTCFullYear()}m${String(old.getUTCMonth() + 1).padStart(2, '0')}`
+  await db.query(`CREATE TABLE IF NOT EXISTS ${part} PARTITION OF litellm_usage_events FOR VALUES FROM ('${old.toISOString()}') TO ('${oldEnd.toISOString()}')`)
+  const { rows: ids } = await db.query('SELECT id FROM litellm_usage_events WHERE customer_external_id = $1 ORDER BY id', [customer])
+  await db.query('UPDATE litellm_usage_events SET received_at = $1::timestamptz + interval \'3 days 0.999999 seconds\' WHERE id = ANY($2::bigint[])', [old, ids.slice(0, 3).map((r) => r.id)])
+  await db.query('UPDATE litellm_usage_events SET received_at = date_trunc(\'second\', received_at) + interval \'0.999999 seconds\' WHERE id = ANY($1::bigint[])', [ids.slice(3).map((r) => r.id)])
+  const { rows: parts } = await db.query('SELECT DISTINCT tableoid::regclass::text AS part FROM litellm_usage_events WHERE customer_external_id = $1', [customer])
+  t.equal(parts.length, 2, 'the events lie in two months')
+
+  const claimed = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 10, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.equal(claimed.length, 6)
+  t.equal(await release(app.db, claimed.slice(0, 1)), 1, 'release finds its event')
+  const again = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 10, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.equal(again.length, 1)
+  t.equal(await markForwarded(app.db, [...again, ...claimed.slice(1)]), 6, 'every event of both months is settled')
+  const { rows } = await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1 AND status = \'forwarded\'', [customer])
+  t.equal(rows[0].n, 6)
+})
