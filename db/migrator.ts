@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
-import { FileMigrationProvider, Migrator, type Kysely, type MigrationResultSet } from 'kysely'
+import { FileMigrationProvider, Migrator, sql, type Kysely, type MigrationResultSet } from 'kysely'
 
 export const migrationFolder = path.join(import.meta.dirname, 'migrations')
 
@@ -14,6 +14,7 @@ export function createMigrator (db: Kysely<any>): Migrator {
  * whole run, so replicas starting together apply each migration exactly once and wait for each other.
  */
 export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResultSet> {
+  if (await upToDate(db)) return { results: [] }
   const result = await createMigrator(db).migrateToLatest()
   if (result.error !== undefined) {
     const failed = result.results?.find((r) => r.status === 'Error')
@@ -21,6 +22,33 @@ export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResult
     throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${cause.message}`, { cause })
   }
   return result
+}
+
+/**
+ * Whether the database has applied exactly the folder's migrations, in their order: Kysely's migrator would then
+ * do nothing. Checked with one query, where the migrator reads the catalog twice, takes its lock and imports
+ * every migration file (about 35 ms of each start). Anything else (a migration pending or applied concurrently,
+ * no migration table yet, an error) is left to the migrator, which also reports corrupted migration histories.
+ */
+async function upToDate (db: Kysely<any>): Promise<boolean> {
+  try {
+    const [files, { rows }] = await Promise.all([
+      fs.readdir(migrationFolder),
+      sql<{ name: string, timestamp: string }>`SELECT name, "timestamp" FROM kysely_migration`.execute(db)
+    ])
+    // The files FileMigrationProvider would import, named as it names them, in the migrator's order.
+    const folder = files
+      .filter((f) => /\.m?[jt]s$/.test(f) && !/\.d\.m?ts$/.test(f))
+      .map((f) => f.slice(0, f.lastIndexOf('.')))
+      .sort()
+    // The applied ones in the migrator's order (by timestamp, then name).
+    const applied = rows
+      .sort((a, b) => a.timestamp === b.timestamp ? a.name.localeCompare(b.name) : new Date(a.timestamp).getTime() - new Date(b.timestamp).getTime())
+      .map((r) => r.name)
+    return applied.length === folder.length && applied.every((name, i) => name === folder[i])
+  } catch {
+    return false
+  }
 }
 
 /**

@@ -34,10 +34,16 @@ export default fp(async function db (fastify) {
   fastify.decorate('database', { type: database.type, description: database.description })
   fastify.log.info({ database: database.description }, `database: ${database.description}`)
   try {
-    if (config.RUN_MIGRATIONS && database.type === 'external') {
+    try {
+      await checkConnection(database, config.DATABASE_CONNECT_TIMEOUT_MS)
+    } catch (err) {
+      // The database named in DATABASE_URL does not exist yet: created here (RUN_MIGRATIONS), then connected to.
+      // Checked in this order, a start on an existing database opens one connection before the pool, not two.
+      const missing = (err as { cause?: { code?: unknown } }).cause?.code === '3D000'
+      if (!(missing && config.RUN_MIGRATIONS && database.type === 'external')) throw err
       if (await ensureDatabase(database.url)) fastify.log.info('created the database named in DATABASE_URL')
+      await checkConnection(database, config.DATABASE_CONNECT_TIMEOUT_MS)
     }
-    await checkConnection(database, config.DATABASE_CONNECT_TIMEOUT_MS)
   } catch (err) {
     await database.stop()
     throw databaseStartupError(err, database.url, database.variable)
