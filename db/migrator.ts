@@ -32,6 +32,9 @@ export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResult
  */
 async function upToDate (db: Kysely<any>): Promise<boolean> {
   try {
+    // A new database has no migration table: asked first, so that PostgreSQL logs no error for it.
+    const { rows: [table] } = await sql<{ present: boolean }>`SELECT to_regclass('kysely_migration') IS NOT NULL AS present`.execute(db)
+    if (table?.present !== true) return false
     const [files, { rows }] = await Promise.all([
       fs.readdir(migrationFolder),
       sql<{ name: string, timestamp: string }>`SELECT name, "timestamp" FROM kysely_migration`.execute(db)
