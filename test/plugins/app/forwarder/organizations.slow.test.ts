@@ -2,7 +2,7 @@ import t from 'tap'
 import { sqlClient, uid } from '../../../helpers/app.js'
 import { ingest, until } from '../../../helpers/forwarding.js'
 import { buildTwoOrganizations, eachOnce, eventsOf, heldBy, ingestAs, organizationCounts, storeFor, twoOrganizationsForwarding } from '../../../helpers/organizations.js'
-import { dueEvents } from '../../../../plugins/app/forwarder/repository.js'
+import { dueEvents, PIN_INDEX_PLAN } from '../../../../plugins/app/forwarder/repository.js'
 
 // Long scenarios of forwarding with two organizations (slow lane): an outage of one organization's Lago, and
 // fairness under a large backlog.
@@ -71,23 +71,29 @@ t.test('the claim of one organization reads its own part of the queue (index), w
   await storeFor(db, b, eventsOf(uid('cus-b'), 10))
   await db.query('ANALYZE litellm_usage_events')
 
-  const compiled = dueEvents(b, 100).compile(app.db)
-  const explain = async (): Promise<string> => {
-    const { rows } = await db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${compiled.sql}`, [...compiled.parameters])
-    return JSON.stringify(rows[0]['QUERY PLAN'])
+  // Explained as the claim runs it: in a transaction with PIN_INDEX_PLAN (month partitions: per-month index names).
+  const pin = PIN_INDEX_PLAN.compile(app.db)
+  const explain = async (organization: string, options: string): Promise<string> => {
+    const compiled = dueEvents(organization, 100).compile(app.db)
+    await db.query('BEGIN')
+    try {
+      await db.query(pin.sql, [...pin.parameters])
+      const { rows } = await db.query(`EXPLAIN (${options}, FORMAT JSON) ${compiled.sql}`, [...compiled.parameters])
+      return JSON.stringify(rows[0]['QUERY PLAN'])
+    } finally {
+      await db.query('ROLLBACK')
+    }
   }
-  const plan = await explain()
-  t.match(plan, /litellm_usage_events_organization_unsent_idx/, 'the claim scans the per-organization index of unsent events')
+  const plan = await explain(b, 'ANALYZE, BUFFERS')
+  t.match(plan, /litellm_usage_events_y\d{4}m\d{2}_organization_id_id_idx/, 'the claim scans the per-organization index of unsent events')
   t.notMatch(plan, /Seq Scan/, 'never the whole table')
   const rowsRead = Math.max(...[...plan.matchAll(/"Actual Rows":(\d+)/g)].map((m) => Number(m[1])))
   t.ok(rowsRead <= 10, `only B's own rows are read (${rowsRead}), not A's 300 000`)
   t.comment(`B's claim against A's backlog of 300 000: ${/"Execution Time":([\d.]+)/.exec(plan)?.[1] ?? '?'} ms`)
 
-  const a = dueEvents('default', 100).compile(app.db)
-  const { rows } = await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${a.sql}`, [...a.parameters])
-  const aPlan = JSON.stringify(rows[0]['QUERY PLAN'])
+  const aPlan = await explain('default', 'ANALYZE')
   // For the organization holding nearly every row, PostgreSQL may as well walk the index of all unsent events by id.
-  t.match(aPlan, /"Index Name":"litellm_usage_events_(organization_)?unsent_idx"/, 'A\'s claim walks an index of unsent events')
+  t.match(aPlan, /"Index Name":"litellm_usage_events_y\d{4}m\d{2}_(organization_id_)?id_idx"/, 'A\'s claim walks an index of unsent events')
   t.notMatch(aPlan, /"Node Type":"Sort"/, 'the oldest 100 in index order: no sort of the backlog')
   t.notMatch(aPlan, /Seq Scan/)
 })
