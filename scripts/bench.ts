@@ -23,7 +23,6 @@ import { once } from 'node:events'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { request } from 'undici'
 import pg from 'pg'
 import { Kysely, PostgresDialect } from 'kysely'
 import { migrateToLatest } from '../db/migrator.js'
@@ -272,46 +271,32 @@ async function batch (): Promise<void> {
 
 /**
  * LiteLLM's generic_api batches (512 StandardLoggingPayloads with messages and response, ~1.3 MB) from a few
- * senders, one batch at a time each, as LiteLLM's workers send them. Driven with undici in this process (a
- * megabyte body per request is mostly the sender's work either way); the batch is built once and each request
- * swaps in its own call ids.
+ * senders, one batch at a time each, as LiteLLM's workers send them. The batch is built once; the load generator
+ * (a process of its own, like the other scenarios) swaps in each request's call ids.
  */
 async function generic (): Promise<void> {
   const size = 512
-  console.log(`generic_api batches of ${size} (${genericConnections} senders)`)
+  console.log(`generic_api batches of ${size} (${genericConnections} senders, ${loaderName()})`)
   const template = JSON.stringify(Array.from({ length: size }, (_, i) => {
     const payload = standardLoggingPayload(simulateCall({ team: 'bench-team', endUser: `bench-customer-${i % 7}` }))
-    return { ...payload, id: `chatcmpl-@@call@@-${i}`, litellm_call_id: `@@call@@-${i}` }
+    return { ...payload, id: `chatcmpl-@@id@@-${i}`, litellm_call_id: `@@id@@-${i}` }
   }))
-  const { ok, latencies, errors } = await withService('generic', {}, async (s, ack) => {
-    const latencies: number[] = []
-    let errors = 0
-    let n = 0
-    const until = performance.now() + duration * 1000
-    await Promise.all(Array.from({ length: genericConnections }, async () => {
-      while (performance.now() < until) {
-        const body = template.replaceAll('@@call@@', `${runId}-generic-${n++}`)
-        const started = performance.now()
-        const res = await request(`${s.url}/webhooks/litellm/generic`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-        await res.body.text()
-        if (res.statusCode === 202) latencies.push(performance.now() - started)
-        else errors++
-      }
-    }))
-    ack(latencies.length * size)
-    return { ok: latencies.length, latencies: latencies.sort((a, b) => a - b), errors }
+  const r = await withService('generic', {}, async (s, ack) => {
+    const r = await drive(s.url, '/webhooks/litellm/generic', template, genericConnections, 'generic')
+    ack(r.ok * size)
+    return r
   })
-  const calls = (ok * size) / duration
+  const calls = r.ok * size / r.seconds
   add({
     scenario: `POST /webhooks/litellm/generic (${size} payloads, ${genericConnections} senders)`,
     value: calls,
     unit: 'calls/s',
     goal: '≥ 20,000 calls/s',
     met: calls >= 20_000,
-    p50: latencies[Math.floor(ok * 0.5)],
-    p99: latencies[Math.floor(ok * 0.99)],
-    errors,
-    loader: 'undici (bench process)'
+    p50: r.p50,
+    p99: r.p99,
+    errors: r.errors,
+    loader: r.loader
   })
 }
 
