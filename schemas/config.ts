@@ -60,6 +60,7 @@ export const ConfigSchema = Type.Object({
   FORWARDER_ENABLED: Bool(true, 'Forward stored usage events to Lago (needs LAGO_API_KEY)'),
   FORWARDER_BATCH_SIZE: PositiveInt(100, 'Usage events per POST /api/v1/events/batch (Lago accepts at most 100)', 100),
   FORWARDER_CONCURRENCY: PositiveInt(8, 'Batches in flight to Lago at once, per instance', 64),
+  FORWARDER_CONCURRENCY_WHILE_INGESTING: PositiveInt(1, 'While ingestion is writing (a commit within the last second), how many of the forwarder\'s database steps (claims, settles) run at once, per instance: ingestion first', 64),
   RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36_500, default: 0, description: 'Months wholly older than this many days are removed whole: the delivery log\'s, and the usage events\' that are forwarded or not billable (the others are kept); 0 keeps everything' }),
   FORWARDER_LEASE_MS: PositiveInt(60_000, 'How long a claim lasts: events of a replica that died are sent by another after this'),
   MAX_ATTEMPTS: PositiveInt(10, 'Failed sends (while Lago is otherwise up) before an event is dead-lettered', 1000),

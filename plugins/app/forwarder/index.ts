@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge } from 'prom-client'
 import { Forwarder, type ForwarderState } from './forwarder.js'
+import { IngestionActivity } from './ingestion-activity.js'
 import { backlogs, releaseMappedCustomers, retryEvents, unmappedCustomers, type Backlog, type RetryFilter } from './repository.js'
 import { databaseUnavailable } from '../../../db/errors.js'
 import { DEFAULT_ORGANIZATION_ID } from '../../../db/database.js'
@@ -89,6 +90,8 @@ export default fp(async function forwarder (fastify) {
     return await honouringEndedSubscriptions(db, organization, client, async (ids) => await resolver.resolve(ids))(customerIds)
   }
 
+  // Ingestion first: while it has committed within the last second, the forwarder's database steps go one at a time.
+  const ingestion = new IngestionActivity(1000)
   const instance = disabledReason === null
     ? new Forwarder({
       db,
@@ -105,7 +108,9 @@ export default fp(async function forwarder (fastify) {
       maxAttempts: config.MAX_ATTEMPTS,
       retry: { baseMs: config.RETRY_BASE_DELAY_MS, maxMs: config.RETRY_MAX_DELAY_MS },
       probe: { baseMs: config.LAGO_PROBE_INTERVAL_MS, maxMs: tuning.lagoProbeMaxIntervalMs },
-      onSettled: (organization, outcome, count) => settled.inc({ organization, outcome }, count)
+      onSettled: (organization, outcome, count) => settled.inc({ organization, outcome }, count),
+      ingestionWriting: () => ingestion.writing,
+      concurrencyWhileIngesting: config.FORWARDER_CONCURRENCY_WHILE_INGESTING
     })
     : null
 
@@ -170,7 +175,10 @@ export default fp(async function forwarder (fastify) {
     return
   }
 
-  const wake = (): void => instance.wake()
+  const wake = (): void => {
+    ingestion.committed()
+    instance.wake()
+  }
   // An organization created, changed (key rotated), enabled or disabled: its lane follows at once.
   const changed = (id: string): void => {
     instance.organizationChanged(id).catch((err: unknown) => {
