@@ -90,7 +90,7 @@ export default fp(async function forwarder (fastify) {
     return await honouringEndedSubscriptions(db, organization, client, async (ids) => await resolver.resolve(ids))(customerIds)
   }
 
-  // Ingestion first: while it has committed within the last second, the forwarder's database steps go one at a time.
+  // Ingestion first: while it has committed within the last second, only FORWARDER_CONCURRENCY_WHILE_INGESTING workers forward.
   const ingestion = new IngestionActivity(1000)
   const instance = disabledReason === null
     ? new Forwarder({
