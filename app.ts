@@ -101,16 +101,22 @@ type Validator = ((data: unknown, dataCxt?: unknown) => boolean) & { errors?: Va
 /** Each app's schemas not compiled yet, by root instance: compileRouteSchemas compiles them. */
 const uncompiled = new WeakMap<object, Set<() => void>>()
 
-function lazyValidator (ajv: Ajv, schema: AnySchema, pending: Set<() => void>): Validator {
-  let compiled: ValidateFunction | undefined
-  const compile = (): ValidateFunction => {
-    compiled = ajv.compile(schema)
+/** `build` run on the first call of the returned getter, and listed in `pending` until then (compileRouteSchemas). */
+function onFirstUse<T> (build: () => T, pending: Set<() => void>): () => T {
+  let built: T | undefined
+  const compile = (): T => {
+    built = build()
     pending.delete(compile)
-    return compiled
+    return built
   }
   pending.add(compile)
+  return () => built ?? compile()
+}
+
+function lazyValidator (ajv: Ajv, schema: AnySchema, pending: Set<() => void>): Validator {
+  const compiled = onFirstUse<ValidateFunction>(() => ajv.compile(schema), pending)
   const validate: Validator = (data, dataCxt) => {
-    const run = compiled ?? compile()
+    const run = compiled()
     const valid = run(data, dataCxt as Parameters<ValidateFunction>[1])
     validate.errors = run.errors
     return valid
@@ -122,14 +128,8 @@ function lazyValidator (ajv: Ajv, schema: AnySchema, pending: Set<() => void>): 
 }
 
 function lazySerializer (schema: object, pending: Set<() => void>): (data: unknown) => string {
-  let serialize: ((data: unknown) => string) | undefined
-  const compile = (): (data: unknown) => string => {
-    serialize = serializerFor(schema)
-    pending.delete(compile)
-    return serialize
-  }
-  pending.add(compile)
-  return (data) => (serialize ?? compile())(data)
+  const serialize = onFirstUse(() => serializerFor(schema), pending)
+  return (data) => serialize()(data)
 }
 
 /** Compiles every route schema of an app (built by buildApp) not compiled yet; throws what a compiler throws. */

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import { detachedMonths, detachPartitionsBefore, dropPartitionsBefore, ensureMonthlyPartitions, monthStart } from '../../../db/partitions.js'
 import { databaseUnavailable } from '../../../db/errors.js'
-import { removeRetiredLeftovers, RETENTION_LOCK, retireDetachedMonth, USAGE_EVENTS, type RetiredMonth } from './usage-events.js'
+import { lockPartitions, removeRetiredLeftovers, retireDetachedMonth, USAGE_EVENTS, type RetiredMonth } from './usage-events.js'
 
 /** Tables partitioned by month: the delivery log (old months dropped whole) and the usage events (old months retired). */
 export const PARTITIONED_TABLES = ['webhook_delivery_logs', USAGE_EVENTS] as const
@@ -45,7 +45,7 @@ export default fp(async function retention (fastify) {
     const cutoff = new Date(now.getTime() - config.RETENTION_DAYS * 86_400_000)
     // One replica at a time (a transaction-scoped advisory lock): two creating the same month would collide.
     await db.transaction().execute(async (trx) => {
-      await sql`SELECT pg_advisory_xact_lock(hashtextextended(${RETENTION_LOCK}, 0))`.execute(trx)
+      await lockPartitions(trx)
       for (const table of PARTITIONED_TABLES) created.push(...await ensureMonthlyPartitions(trx, table, now))
       if (config.RETENTION_DAYS > 0) {
         dropped.push(...await dropPartitionsBefore(trx, 'webhook_delivery_logs', cutoff))

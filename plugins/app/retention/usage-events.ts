@@ -3,8 +3,10 @@ import type { Database, UsageEventStatus } from '../../../db/database.js'
 
 export const USAGE_EVENTS = 'litellm_usage_events'
 
-/** Held (transaction-scoped) by whoever changes partitions: one replica at a time. */
-export const RETENTION_LOCK = 'retention:partitions'
+/** Taken (transaction-scoped, until `trx` ends) by whoever changes partitions: one replica at a time. */
+export async function lockPartitions (trx: Kysely<Database>): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(hashtextextended('retention:partitions', 0))`.execute(trx)
+}
 
 /**
  * The events retention may remove: Lago has them (forwarded) or they are not billable (a failed LiteLLM call). Any
@@ -23,7 +25,7 @@ export interface RetiredMonth { month: string, removed: number, kept: number }
  */
 export async function retireDetachedMonth (db: Kysely<Database>, month: string): Promise<RetiredMonth> {
   return await db.transaction().execute(async (trx) => {
-    await sql`SELECT pg_advisory_xact_lock(hashtextextended(${RETENTION_LOCK}, 0))`.execute(trx)
+    await lockPartitions(trx)
     // Another replica may have finished it while this one waited.
     const { rows: [{ exists }] } = await sql<{ exists: boolean }>`SELECT to_regclass(${month}) IS NOT NULL AS exists`.execute(trx)
     if (!exists) return { month, removed: 0, kept: 0 }
