@@ -277,6 +277,14 @@ export interface UsageEventCountTable {
 }
 
 /**
+ * The same counts per UTC hour of received_at, for the last 25 hours only (GET /webhooks/stats' last 24 hours): kept
+ * by the same triggers, older hours deleted by retention.
+ */
+export interface UsageEventHourlyCountTable extends UsageEventCountTable {
+  hour: ColumnType<Date, Date | string, Date | string>
+}
+
+/**
  * The dedupe key of every usage event ever stored: a request_id is unique in its organization for ever, across the
  * monthly partitions of litellm_usage_events (whose own unique keys must hold the month). Kept after retention.
  */
@@ -296,6 +304,7 @@ export interface Database {
   litellm_usage_events: UsageEventTable
   usage_event_keys: UsageEventKeyTable
   usage_event_counts: UsageEventCountTable
+  usage_event_hourly_counts: UsageEventHourlyCountTable
   webhook_delivery_logs: DeliveryAttemptTable
   customers: CustomerTable
   api_keys: ApiKeyTable

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import { detachedMonths, detachPartitionsBefore, dropPartitionsBefore, ensureMonthlyPartitions, monthStart } from '../../../db/partitions.js'
 import { databaseUnavailable } from '../../../db/errors.js'
-import { lockPartitions, removeRetiredLeftovers, retireDetachedMonth, USAGE_EVENTS, type RetiredMonth } from './usage-events.js'
+import { deleteOldHourlyCounts, lockPartitions, removeRetiredLeftovers, retireDetachedMonth, USAGE_EVENTS, type RetiredMonth } from './usage-events.js'
 
 /** Tables partitioned by month: the delivery log (old months dropped whole) and the usage events (old months retired). */
 export const PARTITIONED_TABLES = ['webhook_delivery_logs', USAGE_EVENTS] as const
@@ -16,10 +16,15 @@ export interface RetentionRun {
   retired: RetiredMonth[]
   /** Retirable events removed one by one from the default partition (kept earlier because they were not done). */
   leftovers: number
+  /** Rows of usage_event_hourly_counts deleted: hours no 24-hour window reads any more (whatever RETENTION_DAYS). */
+  hourlyCounts: number
 }
 
 export interface Retention {
-  /** Creates the coming months' partitions and, with RETENTION_DAYS set, removes the months wholly older than it. */
+  /**
+   * Creates the coming months' partitions and, with RETENTION_DAYS set, removes the months wholly older than it;
+   * deletes the hourly counts older than a day.
+   */
   run: (now?: Date) => Promise<RetentionRun>
 }
 
@@ -64,7 +69,8 @@ export default fp(async function retention (fastify) {
     if (created.length > 0 || dropped.length > 0 || retired.length > 0 || leftovers > 0) {
       log.info({ created, dropped, retired, leftovers }, 'retention: partitions created, old months removed')
     }
-    return { created, dropped, retired, leftovers }
+    const hourlyCounts = await deleteOldHourlyCounts(db)
+    return { created, dropped, retired, leftovers, hourlyCounts }
   }
   fastify.decorate('retention', { run })
 

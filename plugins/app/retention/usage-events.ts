@@ -54,3 +54,13 @@ export async function removeRetiredLeftovers (db: Kysely<Database>, before: Date
     DELETE FROM litellm_usage_events WHERE received_at < ${before} AND status = ANY(${RETIRABLE_STATUSES}::text[])`.execute(db)
   return Number(numAffectedRows ?? 0)
 }
+
+/** Hourly counts older than this are deleted by retention (the triggers count the last 25 hours only). */
+export const HOURLY_COUNTS_KEPT_HOURS = 26
+
+/** Deletes the hourly counts no 24-hour window reads any more; the number of rows deleted. */
+export async function deleteOldHourlyCounts (db: Kysely<Database>): Promise<number> {
+  const { numAffectedRows } = await sql`DELETE FROM usage_event_hourly_counts
+     WHERE hour < now() - make_interval(hours => ${HOURLY_COUNTS_KEPT_HOURS})`.execute(db)
+  return Number(numAffectedRows ?? 0)
+}

@@ -203,17 +203,26 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
 export interface StatusCountRow { source: string, status: UsageEventStatus, total: number, last_24h: number }
 
 /**
- * One organization's totals from usage_event_counts (kept per organization by triggers: the cost does not grow with
- * the table); its last 24 hours from the received_at index (the cost grows with a day's events, not with the table).
+ * One organization's totals from usage_event_counts and its last 24 hours from usage_event_hourly_counts (both kept
+ * by triggers): the whole hours inside the window from the hourly counts, the partial hour at its start counted from
+ * the events (the received_at index). Exact, and its cost grows with an hour's events at most, not with the table or
+ * a day's traffic.
  */
 export async function countByStatus (db: Kysely<Database>, organization: string): Promise<StatusCountRow[]> {
   const { rows } = await sql<StatusCountRow>`
-    WITH totals AS (
+    WITH window_start AS (
+      SELECT now() - interval '24 hours' AS since, date_trunc('hour', now() - interval '24 hours', 'UTC') + interval '1 hour' AS whole_hours
+    ), totals AS (
       SELECT source, status, sum(events)::int AS total FROM usage_event_counts
        WHERE organization_id = ${organization} GROUP BY source, status
     ), recent AS (
-      SELECT source, status, count(*)::int AS last_24h FROM litellm_usage_events
-       WHERE received_at > now() - interval '24 hours' AND organization_id = ${organization} GROUP BY source, status
+      SELECT source, status, sum(n)::int AS last_24h FROM (
+        SELECT source, status, events AS n FROM usage_event_hourly_counts, window_start
+         WHERE organization_id = ${organization} AND hour >= whole_hours
+        UNION ALL
+        SELECT source, status, 1 FROM litellm_usage_events, window_start
+         WHERE received_at > since AND received_at < whole_hours AND organization_id = ${organization}
+      ) AS counted GROUP BY source, status
     )
     SELECT coalesce(t.source, r.source) AS source, coalesce(t.status, r.status) AS status,
            coalesce(t.total, 0) AS total, coalesce(r.last_24h, 0) AS last_24h
