@@ -202,6 +202,9 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
 
 export interface StatusCountRow { source: string, status: UsageEventStatus, total: number, last_24h: number }
 
+/** The start of the first whole UTC hour of the last 24 hours. */
+const WHOLE_HOURS = sql`(date_trunc('hour', now() - interval '24 hours', 'UTC') + interval '1 hour')`
+
 /**
  * One organization's totals from usage_event_counts and its last 24 hours from usage_event_hourly_counts (both kept
  * by triggers): the whole hours inside the window from the hourly counts, the partial hour at its start counted from
@@ -210,18 +213,18 @@ export interface StatusCountRow { source: string, status: UsageEventStatus, tota
  */
 export async function countByStatus (db: Kysely<Database>, organization: string): Promise<StatusCountRow[]> {
   const { rows } = await sql<StatusCountRow>`
-    WITH window_start AS (
-      SELECT now() - interval '24 hours' AS since, date_trunc('hour', now() - interval '24 hours', 'UTC') + interval '1 hour' AS whole_hours
-    ), totals AS (
+    WITH totals AS (
       SELECT source, status, sum(events)::int AS total FROM usage_event_counts
        WHERE organization_id = ${organization} GROUP BY source, status
     ), recent AS (
       SELECT source, status, sum(n)::int AS last_24h FROM (
-        SELECT source, status, events AS n FROM usage_event_hourly_counts, window_start
-         WHERE organization_id = ${organization} AND hour >= whole_hours
+        SELECT source, status, events AS n FROM usage_event_hourly_counts
+         WHERE organization_id = ${organization} AND hour >= ${WHOLE_HOURS}
         UNION ALL
-        SELECT source, status, 1 FROM litellm_usage_events, window_start
-         WHERE received_at > since AND received_at < whole_hours AND organization_id = ${organization}
+        -- Written out, not joined from a CTE: the bounds must be known when the plan starts, to prune the months
+        -- and bound the received_at index scan.
+        SELECT source, status, 1 FROM litellm_usage_events
+         WHERE received_at > now() - interval '24 hours' AND received_at < ${WHOLE_HOURS} AND organization_id = ${organization}
       ) AS counted GROUP BY source, status
     )
     SELECT coalesce(t.source, r.source) AS source, coalesce(t.status, r.status) AS status,
