@@ -3,6 +3,8 @@ import type pg from 'pg'
 import { build, seedEvent, sqlClient } from '../helpers/app.js'
 import { migrateToLatest } from '../../db/migrator.js'
 import { scratchDatabase } from '../helpers/scratch-database.js'
+import { ensureMonthlyPartitions, partitionName } from '../../db/partitions.js'
+import { countByStatusQuery } from '../../plugins/app/usage-events/repository.js'
 
 const MIGRATION = '2026_11_26_1900_usage_event_hourly_counts'
 const STATUSES = ['pending', 'failed', 'forwarded', 'dead', 'unmapped', 'not_billable', 'lago_error']
@@ -108,4 +110,19 @@ t.test(`${MIGRATION}: the migration counts the recent hours of a populated table
   await client.query(`INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, "timestamp", source, fingerprint, status)
     VALUES ('after-down', 'c', 'm', 'p', now(), 'litellm', 'f', 'pending')`)
   t.pass('the counting triggers still write without the hourly table')
+})
+
+t.test('GET /webhooks/stats\' statement reads the months of its last 24 hours only', async (t) => {
+  const app = await build(t, { FORWARDER_ENABLED: 'false' })
+  const db = await sqlClient(t)
+  // A year of months, as a deployment running for a year has them.
+  const now = new Date()
+  await ensureMonthlyPartitions(app.db, 'litellm_usage_events', now, 2, new Date(now.getTime() - 366 * 86_400_000))
+  const { sql: text, parameters } = countByStatusQuery('default').compile(app.db)
+  const plan = (await db.query(`EXPLAIN ${text}`, [...parameters])).rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n')
+  const yesterday = new Date(now.getTime() - 86_400_000)
+  const read = new Set([partitionName('litellm_usage_events', now), partitionName('litellm_usage_events', yesterday)])
+  const months = [...plan.matchAll(/on (litellm_usage_events_y\d{4}m\d{2})/g)].map((m) => m[1])
+  t.ok(months.length > 0, 'the partial hour reads a month')
+  t.same(months.filter((m) => !read.has(m)), [], `no other month in the plan:\n${plan}`)
 })

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { DEFAULT_ORGANIZATION_ID, type Database, type UsageEventStatus } from '../../../db/database.js'
 import type { UsageEvent } from './normalize.js'
 
@@ -212,7 +212,12 @@ const WHOLE_HOURS = sql`(date_trunc('hour', now() - interval '24 hours', 'UTC') 
  * a day's traffic.
  */
 export async function countByStatus (db: Kysely<Database>, organization: string): Promise<StatusCountRow[]> {
-  const { rows } = await sql<StatusCountRow>`
+  return (await countByStatusQuery(organization).execute(db)).rows
+}
+
+/** countByStatus's statement (its plan is tested). */
+export function countByStatusQuery (organization: string): RawBuilder<StatusCountRow> {
+  return sql<StatusCountRow>`
     WITH totals AS (
       SELECT source, status, sum(events)::int AS total FROM usage_event_counts
        WHERE organization_id = ${organization} GROUP BY source, status
@@ -230,8 +235,7 @@ export async function countByStatus (db: Kysely<Database>, organization: string)
     SELECT coalesce(t.source, r.source) AS source, coalesce(t.status, r.status) AS status,
            coalesce(t.total, 0) AS total, coalesce(r.last_24h, 0) AS last_24h
       FROM totals t FULL JOIN recent r ON r.source = t.source AND r.status = t.status
-     WHERE coalesce(t.total, 0) <> 0 OR coalesce(r.last_24h, 0) <> 0`.execute(db)
-  return rows
+     WHERE coalesce(t.total, 0) <> 0 OR coalesce(r.last_24h, 0) <> 0`
 }
 
 /** Most recent unmapped events whose reasons are tallied: the stats must not read every event ever left unmapped. */
