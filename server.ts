@@ -6,6 +6,13 @@ import { StartupError } from './db/startup-errors.js'
 import { stopEmbeddedServers } from './db/embedded-postgres.js'
 import { openDatabase } from './db/connection.js'
 import pino from 'pino'
+import { setFlagsFromString } from 'node:v8'
+
+// V8 lets the old generation grow to about 4x what survived the last full collection before collecting again: for a
+// service whose live heap is ~35 MB and which allocates steadily (a forwarder drain promotes ~14 MB/s), RSS climbed
+// to 220-240 MB of garbage. 1.5x keeps it near 150 MB flat; a full collection of this heap takes ~10 ms. A growth
+// factor, not a cap: a large request can still use what it needs. Read by V8 at each collection, so set here.
+setFlagsFromString('--heap-growing-percent=50')
 
 // A local .env is a convenience for development; real deployments pass the environment.
 if (existsSync('.env')) process.loadEnvFile('.env')
