@@ -106,7 +106,10 @@ process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
 async function start (file: string, env: Record<string, string>, readyPath = '/health/live'): Promise<Service & { ms: number }> {
   const port = 20000 + Math.floor(Math.random() * 30000)
   const started = performance.now()
-  const child = spawn(process.execPath, [file], { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'inherit'] })
+  // BENCH_NODE_FLAGS: node flags for the servers (e.g. --trace-gc, which NODE_OPTIONS refuses), split on spaces;
+  // their output (and the servers' logs) then goes to stdout.
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')
+  const child = spawn(process.execPath, [...flags, file], { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', flags.length > 0 ? 'inherit' : 'ignore', 'inherit'] })
   children.add(child)
   child.on('exit', () => children.delete(child))
   for (let i = 0; i < 3000; i++) {
