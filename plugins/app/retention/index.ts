@@ -23,7 +23,7 @@ export interface RetentionRun {
 export interface Retention {
   /**
    * Creates the coming months' partitions and, with RETENTION_DAYS set, removes the months wholly older than it;
-   * deletes the hourly counts older than a day.
+   * deletes the hourly counts no 24-hour window reads (older than 26 hours).
    */
   run: (now?: Date) => Promise<RetentionRun>
 }

@@ -56,7 +56,7 @@ export async function removeRetiredLeftovers (db: Kysely<Database>, before: Date
 }
 
 /** Hourly counts older than this are deleted by retention (the triggers count the last 25 hours only). */
-export const HOURLY_COUNTS_KEPT_HOURS = 26
+const HOURLY_COUNTS_KEPT_HOURS = 26
 
 /** Deletes the hourly counts no 24-hour window reads any more; the number of rows deleted. */
 export async function deleteOldHourlyCounts (db: Kysely<Database>): Promise<number> {
