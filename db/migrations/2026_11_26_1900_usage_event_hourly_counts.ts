@@ -60,6 +60,8 @@ export async function up (db: Kysely<any>): Promise<void> {
 }
 
 export async function down (db: Kysely<any>): Promise<void> {
+  // Writers wait: one still running the old function must not find the table gone.
+  await sql`LOCK TABLE litellm_usage_events IN SHARE ROW EXCLUSIVE MODE`.execute(db)
   await sql.raw(applyFunction(false)).execute(db)
   await sql`DROP TABLE usage_event_hourly_counts`.execute(db)
 }

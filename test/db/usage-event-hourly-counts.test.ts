@@ -24,11 +24,16 @@ async function countedLast24h (db: pg.Client, organization: string): Promise<Rec
  */
 async function hourlyAgainstEvents (db: pg.Client): Promise<{ kept: Record<string, number>, counted: Record<string, number> }> {
   const asMap = (rows: Array<{ k: string, n: number }>): Record<string, number> => Object.fromEntries(rows.map((r) => [r.k, r.n]).sort())
-  const kept = await db.query<{ k: string, n: number }>(`SELECT organization_id || ' ' || to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') || ' ' || source || '/' || status AS k,
-       sum(events)::int AS n FROM usage_event_hourly_counts WHERE hour >= date_trunc('hour', now() - interval '24 hours', 'UTC')
-      GROUP BY 1 HAVING sum(events) <> 0`)
-  const counted = await db.query<{ k: string, n: number }>(`SELECT organization_id || ' ' || to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') || ' ' || source || '/' || status AS k,
-       count(*)::int AS n FROM litellm_usage_events WHERE received_at >= date_trunc('hour', now() - interval '24 hours', 'UTC') GROUP BY 1`)
+  // One statement: one now() for both sides.
+  const { rows } = await db.query<{ side: 'kept' | 'counted', k: string, n: number }>(`
+    WITH since AS (SELECT date_trunc('hour', now() - interval '24 hours', 'UTC') AS at)
+    SELECT 'kept' AS side, organization_id || ' ' || to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') || ' ' || source || '/' || status AS k,
+           sum(events)::int AS n FROM usage_event_hourly_counts, since WHERE hour >= since.at GROUP BY 1, 2 HAVING sum(events) <> 0
+    UNION ALL
+    SELECT 'counted', organization_id || ' ' || to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') || ' ' || source || '/' || status,
+           count(*)::int FROM litellm_usage_events, since WHERE received_at >= since.at GROUP BY 1, 2`)
+  const kept = { rows: rows.filter((r) => r.side === 'kept') }
+  const counted = { rows: rows.filter((r) => r.side === 'counted') }
   return { kept: asMap(kept.rows), counted: asMap(counted.rows) }
 }
 
@@ -51,7 +56,7 @@ t.test(`${MIGRATION}: GET /webhooks/stats' last 24 hours stay exact through inse
     await db.query(`UPDATE litellm_usage_events SET received_at = now() - interval '${interval}'
        WHERE request_id IN (SELECT 'hourly-' || g FROM generate_series($1::int, $1::int + 14) g)`, [from])
   }
-  await move(0, '23 hours 59 minutes 30 seconds') // inside: the partial hour at the window's start (counted from events)
+  await move(0, '23 hours 55 minutes') // inside: the partial hour at the window's start (counted from events) unless it is :55 or later
   await move(15, '23 hours') // inside: a whole hour of the hourly counts
   await move(30, '24 hours 30 seconds') // just outside
   await move(45, '3 days') // long before: not in the hourly counts at all
@@ -100,10 +105,21 @@ t.test(`${MIGRATION}: the migration counts the recent hours of a populated table
       FROM generate_series(0, 299) g`)
   await migrateToLatest(db)
   const client = await newClient()
+  // Hours are UTC whatever the session's time zone (India's is half an hour off the hour).
+  await client.query("SET TimeZone = 'Asia/Kolkata'")
+  await client.query(`INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, "timestamp", received_at, source, fingerprint, status)
+    SELECT 'kolkata-' || g, 'c', 'm', 'p', now(), now() - g * interval '7 minutes', 'litellm', 'f', 'dead' FROM generate_series(1, 40) g`)
   const { kept, counted } = await hourlyAgainstEvents(client)
-  t.same(kept, counted, 'the migration counted the recent hours')
-  // By hand: g = 0..143 are within 24 hours; 0 of them are exactly at the edge (g = 144 is 24 h ago, outside).
-  t.same(await countedLast24h(client, 'default'), { ...Object.fromEntries(['received', ...STATUSES].map((s) => [s, 0])), received: 144, pending: 115, forwarded: 29 })
+  t.same(kept, counted, 'the migration counted the recent hours, and the trigger the later ones, by UTC hour')
+  // By hand: g = 0..143 are within 24 hours (g = 144 is 24 h ago, outside), and the 40 dead ones (at most 280 min ago).
+  const byHand = { ...Object.fromEntries(['received', ...STATUSES].map((s) => [s, 0])), received: 184, pending: 115, forwarded: 29, dead: 40 }
+  t.same(await countedLast24h(client, 'default'), byHand, 'the events agree with the hand count')
+  // The stats' own statement, in that time zone: the hourly counts plus the partial hour.
+  const { sql: text, parameters } = countByStatusQuery('default').compile(db)
+  const statusRows = (await client.query<{ status: string, last_24h: number }>(text, [...parameters])).rows
+  const fromStats: Record<string, number> = Object.fromEntries(['received', ...STATUSES].map((s) => [s, 0]))
+  for (const r of statusRows) { fromStats[r.status] += r.last_24h; fromStats.received += r.last_24h }
+  t.same(fromStats, byHand, 'the stats statement agrees with the hand count')
   t.equal((await migrator.migrateDown()).error, undefined, 'down')
   const { rows: [{ table }] } = await client.query<{ table: string | null }>("SELECT to_regclass('usage_event_hourly_counts')::text AS table")
   t.equal(table, null, 'down drops the table')

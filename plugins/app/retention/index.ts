@@ -45,6 +45,8 @@ const HOUR_MS = 3_600_000
 export default fp(async function retention (fastify) {
   const { config, db, log } = fastify
   const run: Retention['run'] = async (now = new Date()) => {
+    // First: the steps below may fail (a lock not granted within 5 s) and these hours must go anyway.
+    const hourlyCounts = await deleteOldHourlyCounts(db)
     const created: string[] = []
     const dropped: string[] = []
     const cutoff = new Date(now.getTime() - config.RETENTION_DAYS * 86_400_000)
@@ -69,7 +71,6 @@ export default fp(async function retention (fastify) {
     if (created.length > 0 || dropped.length > 0 || retired.length > 0 || leftovers > 0) {
       log.info({ created, dropped, retired, leftovers }, 'retention: partitions created, old months removed')
     }
-    const hourlyCounts = await deleteOldHourlyCounts(db)
     return { created, dropped, retired, leftovers, hourlyCounts }
   }
   fastify.decorate('retention', { run })

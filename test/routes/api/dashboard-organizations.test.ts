@@ -27,8 +27,8 @@ async function setup (t: TestContext): Promise<Setup> {
   const created = await apiClient(app, ADMIN_API_KEY).post('/api/organizations', { id: b, name: 'Organization B', lago_api_url: simB.url, lago_api_key: simB.apiKey })
   if (created.statusCode !== 201) throw new Error(created.body)
   const db = await sqlClient(t)
-  // The file's tests share a database: start from no events (the counts table too: TRUNCATE fires no row triggers).
-  await db.query('TRUNCATE litellm_usage_events, usage_event_counts')
+  // The file's tests share a database: start from no events (the counts tables too: TRUNCATE fires no row triggers).
+  await db.query('TRUNCATE litellm_usage_events, usage_event_counts, usage_event_hourly_counts')
   const now = Date.now()
   const eventsA = dashboardEvents(now)
   const eventsB = otherOrganizationEvents(now)
