@@ -109,7 +109,10 @@ async function start (file: string, env: Record<string, string>, readyPath = '/h
   // BENCH_NODE_FLAGS: node flags for the servers (e.g. --trace-gc, which NODE_OPTIONS refuses), split on spaces;
   // their output (and the servers' logs) then goes to stdout.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '')
-  const child = spawn(process.execPath, [...flags, file], { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', flags.length > 0 ? 'inherit' : 'ignore', 'inherit'] })
+  const child = spawn(process.execPath, [...flags, file], { env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', flags.length > 0 ? 'inherit' : 'pipe', 'inherit'] })
+  // Otherwise the last of its log is kept, to say why a server that exits at start did (a 20M-event year run lost it).
+  let lastLog = ''
+  child.stdout?.on('data', (chunk: Buffer) => { lastLog = (lastLog + chunk.toString()).slice(-2000) })
   children.add(child)
   child.on('exit', () => children.delete(child))
   for (let i = 0; i < 3000; i++) {
@@ -119,7 +122,7 @@ async function start (file: string, env: Record<string, string>, readyPath = '/h
       // The bare server has no GET route: any answer means it listens. The service must answer 200.
       if (res.status === 200 || readyPath === '/') return { child, port, url: `http://127.0.0.1:${port}`, ms: performance.now() - started }
     } catch {
-      if (child.exitCode !== null) throw new Error(`${file} exited with ${child.exitCode}`)
+      if (child.exitCode !== null) throw new Error(`${file} exited with ${child.exitCode}${lastLog !== '' ? `; its last log:\n${lastLog}` : ''}`)
     }
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
