@@ -167,8 +167,11 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
     SELECT input.ord::int AS ord, inserted.id, existing.event_id AS existing_id, existing.fingerprint AS existing_fingerprint
       FROM input
       LEFT JOIN inserted ON inserted.organization_id = input.organization_id AND inserted.request_id = input.request_id
-      LEFT JOIN usage_event_keys existing ON inserted.id IS NULL AND existing.organization_id = input.organization_id
-                                         AND existing.request_id = input.request_id
+      -- A lateral lookup with LIMIT: a nested loop over the key index run only for rows not inserted. As a plain
+      -- join, on a table not yet analyzed PostgreSQL hashed the whole key table for every write.
+      LEFT JOIN LATERAL (SELECT k.event_id, k.fingerprint FROM usage_event_keys k
+                          WHERE inserted.id IS NULL AND k.organization_id = input.organization_id AND k.request_id = input.request_id
+                          LIMIT 1) AS existing ON true
   `.execute(db)
 
   const settle = (k: number, id: number, fingerprint: string): void => {
