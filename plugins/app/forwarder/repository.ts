@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import type { EventInputObject } from '../lago/types.js'
 import type { Database, NewDeliveryAttempt } from '../../../db/database.js'
+import { PIN_INDEX_PLAN } from '../../../db/plans.js'
 import { NO_CUSTOMER } from '../usage-events/normalize.js'
 import { lagoEventBody, type UsageEventForLago } from './lago-event.js'
 
@@ -73,20 +74,6 @@ export const dueEvents = (organization: string, limit: number) => sql`
    ORDER BY e.id
    LIMIT ${limit}
    FOR UPDATE SKIP LOCKED`
-
-/**
- * Run first in the transaction of a claim or a settle (and only there), so that each reads only its batch's rows:
- * the claim walks the partial index of unsent events in id order and stops after `limit` rows; a settle reads its
- * events by primary key. Planned from statistics taken before a burst (a million events stored since the last
- * ANALYZE), PostgreSQL chose a bitmap scan and sorted the whole backlog instead: 1.5 s per claim at 850,000 unsent
- * events, against 2 ms for the index walk, and a 100,000-event drain at half its speed. Settling 100 events on a
- * month not yet analyzed, it read all 30,000 unsent events of the month (a sequential scan, a hash of the partial
- * index): the same drain at a fifth of its speed. And JIT is off: from such statistics PostgreSQL estimated 110,000
- * rows for 100 ids, passed jit_above_cost and spent 43 ms compiling each claim and settle of 100 events (a
- * 1,000,000-event backlog drained at 1,365 events/s).
- */
-export const PIN_INDEX_PLAN = sql`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true),
-  set_config('jit', 'off', true)`
 
 /** Runs a claim or a settle in a transaction of its own, with PIN_INDEX_PLAN. */
 async function pinned<T> (db: Kysely<Database>, run: (trx: Kysely<Database>) => Promise<T>): Promise<T> {

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { DEFAULT_ORGANIZATION_ID, type Database, type UsageEventStatus } from '../../../db/database.js'
+import { PIN_INDEX_PLAN } from '../../../db/plans.js'
 import type { UsageEvent } from './normalize.js'
 
 /** What became of an event that reached the table. */
@@ -12,6 +13,17 @@ export type StoredOutcome =
 export interface RejectedOutcome { status: 'rejected', field: string, message: string }
 
 export type WriteOutcome = StoredOutcome | RejectedOutcome
+
+/** A stored event with one of the LiteLLM call ids of a write. */
+interface KnownCall {
+  id: number
+  organization_id: string
+  request_id: string
+  fingerprint: string
+  litellm_id: string | null
+  litellm_call_id: string | null
+  timestamp: Date
+}
 
 interface InsertResultRow {
   ord: number
@@ -84,8 +96,14 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
       // In a fixed order, so that two writes sharing calls never wait on each other crosswise.
       await sql`SELECT pg_advisory_xact_lock(hashtextextended('litellm-call:' || c, 0))
                   FROM unnest(${calls}::text[]) WITH ORDINALITY AS t(c, o) ORDER BY o`.execute(trx)
-      const known = await trx.selectFrom('litellm_usage_events').select(['id', 'organization_id', 'request_id', 'fingerprint', 'litellm_id', 'litellm_call_id', 'timestamp'])
-        .where('litellm_id', '=', sql<string>`ANY(${calls}::text[])`).orderBy('id').execute()
+      // One index probe per call id (a nested loop: OFFSET 0 keeps the lookup from being flattened into a join). As
+      // `litellm_id = ANY(...)` on a month not yet analyzed, PostgreSQL scanned the whole month for every write.
+      await PIN_INDEX_PLAN.execute(trx)
+      const { rows: known } = await sql<KnownCall>`
+        SELECT e.* FROM unnest(${calls}::text[]) AS c(litellm_id)
+         CROSS JOIN LATERAL (SELECT id, organization_id, request_id, fingerprint, litellm_id, litellm_call_id, "timestamp"
+                               FROM litellm_usage_events WHERE litellm_id = c.litellm_id OFFSET 0) AS e
+         ORDER BY e.id`.execute(trx)
       // Grouped by litellm_id, each group in id order (rows without one can never match).
       const knownByCall = new Map<string, typeof known>()
       for (const k of known) {
@@ -193,6 +211,7 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
   // Inserted by a transaction that committed after this statement's snapshot: look again.
   if (unseen.length > 0) {
     const existing = await db.selectFrom('usage_event_keys').select(['event_id as id', 'organization_id', 'request_id', 'fingerprint'])
+      .where('organization_id', 'in', [...new Set(unseen.map((k) => rows[k].organizationId ?? DEFAULT_ORGANIZATION_ID))])
       .where('request_id', 'in', unseen.map((k) => rows[k].requestId)).execute()
     const byRequestId = new Map(existing.map((r) => [requestKey({ organizationId: r.organization_id, requestId: r.request_id } as UsageEvent), r]))
     for (const k of unseen) {

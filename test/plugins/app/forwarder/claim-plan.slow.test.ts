@@ -2,7 +2,8 @@ import t from 'tap'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../../../db/database.js'
 import { scratchDatabase } from '../../../helpers/scratch-database.js'
-import { claimDueEvents, dueEvents, markForwarded, PIN_INDEX_PLAN } from '../../../../plugins/app/forwarder/repository.js'
+import { claimDueEvents, dueEvents, markForwarded } from '../../../../plugins/app/forwarder/repository.js'
+import { PIN_INDEX_PLAN } from '../../../../db/plans.js'
 
 // A new deployment whose first burst (or an hour of Lago being down) is stored before PostgreSQL first analyzes the
 // table: the statistics the migrations left say the queue is empty. Planned from them, the claim sorted the whole

@@ -2,7 +2,8 @@ import t from 'tap'
 import { sqlClient, uid } from '../../../helpers/app.js'
 import { ingest, until } from '../../../helpers/forwarding.js'
 import { buildTwoOrganizations, eachOnce, eventsOf, heldBy, ingestAs, organizationCounts, storeFor, twoOrganizationsForwarding } from '../../../helpers/organizations.js'
-import { dueEvents, PIN_INDEX_PLAN } from '../../../../plugins/app/forwarder/repository.js'
+import { dueEvents } from '../../../../plugins/app/forwarder/repository.js'
+import { PIN_INDEX_PLAN } from '../../../../db/plans.js'
 
 // Long scenarios of forwarding with two organizations (slow lane): an outage of one organization's Lago, and
 // fairness under a large backlog.
