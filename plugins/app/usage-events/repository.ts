@@ -279,13 +279,15 @@ export async function unmappedReasons (db: Kysely<Database>, organization: strin
 
 /**
  * Age of the oldest event not yet in Lago, in seconds (of one organization, else of any); null when nothing waits.
- * Per organization it reads that organization's unsent index.
+ * Each organization's is the first entry of its unsent index (the first event in id order); of all organizations,
+ * the oldest of those.
  */
 export async function oldestUnsentAgeSeconds (db: Kysely<Database>, organization?: string): Promise<number | null> {
   const { rows } = await sql<{ age: number | null }>`
-    SELECT extract(epoch FROM now() - received_at)::float8 AS age FROM litellm_usage_events
-     WHERE status IN ('pending', 'failed') ${organization !== undefined ? sql`AND organization_id = ${organization}` : sql``}
-     ORDER BY ${organization !== undefined ? sql`organization_id, id` : sql`id`} LIMIT 1`.execute(db)
+    SELECT extract(epoch FROM now() - min(first.received_at))::float8 AS age
+      FROM ${organization !== undefined ? sql`(SELECT ${organization}::text AS id)` : sql`organizations`} AS o
+     CROSS JOIN LATERAL (SELECT received_at FROM litellm_usage_events
+                          WHERE organization_id = o.id AND status IN ('pending', 'failed') ORDER BY organization_id, id LIMIT 1) AS first`.execute(db)
   return rows[0]?.age ?? null
 }
 
