@@ -34,6 +34,7 @@ import { loadConfig } from '../plugins/external/config.js'
 import { simulateCall, standardLoggingPayload } from './litellm-simulator/index.js'
 import { load, loaderName, type LoadResult } from './bench/load.js'
 import { yearScenario } from './bench/year.js'
+import { freePort } from './free-port.js'
 
 const args = process.argv.slice(2).concat((process.env.BENCH_SCENARIOS ?? '').split(/[\s,]+/)).filter((a) => a !== '')
 const quick = args.includes('quick')
@@ -104,7 +105,7 @@ process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
 
 /** Spawns a server script and waits for `readyPath` to answer 200; returns how long that took too. */
 async function start (file: string, env: Record<string, string>, readyPath = '/health/live'): Promise<Service & { ms: number }> {
-  const port = 20000 + Math.floor(Math.random() * 30000)
+  const port = await freePort()
   const started = performance.now()
   // BENCH_NODE_FLAGS: node flags for the servers (e.g. --trace-gc, which NODE_OPTIONS refuses), split on spaces;
   // their output (and the servers' logs) then goes to stdout.

@@ -6,7 +6,7 @@ import t from 'tap'
 import { Pool } from 'undici'
 import pg from 'pg'
 import { REDIS_URL, runTypeScript, seedEvent, testDatabaseUrl, uid } from './helpers/app.js'
-import { freePort } from './helpers/ports.js'
+import { freePort } from '../scripts/free-port.js'
 import { until } from './helpers/forwarding.js'
 
 const root = path.join(import.meta.dirname, '..')

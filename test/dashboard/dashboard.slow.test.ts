@@ -4,7 +4,7 @@ import t from 'tap'
 import { seedEvent, sqlClient } from '../helpers/app.js'
 import { ADMIN_KEY, buildForwarding, until } from '../helpers/forwarding.js'
 import { dashboardEvents, insertEvents, REJECTED } from '../helpers/dashboard.js'
-import { freePort } from '../helpers/ports.js'
+import { freePort } from '../../scripts/free-port.js'
 import { defaultRange, dollars, launch, OUTPUT, watchErrors } from '../helpers/browser.js'
 
 // The dashboard in a real browser (Debian's Chromium through playwright-core) against a real listening service

@@ -7,7 +7,7 @@ import { build, sqlClient } from '../helpers/app.js'
 import { simulator } from '../helpers/lago.js'
 import { ADMIN_API_KEY, ADMIN_KEY, organizationId, SECRETS_KEY } from '../helpers/organizations.js'
 import { dashboardEvents, expectedProblemGroups, expectedUsageTotals, insertEvents, LAGO_ERROR, otherOrganizationEvents } from '../helpers/dashboard.js'
-import { freePort } from '../helpers/ports.js'
+import { freePort } from '../../scripts/free-port.js'
 import { defaultRange, dollars, launch, OUTPUT, watchErrors } from '../helpers/browser.js'
 
 // The dashboard with two organizations in a real browser: an admin key gets a switcher, and each organization's

@@ -7,7 +7,7 @@ import pg from 'pg'
 import { REDIS_URL, runTypeScript, seedEvent, uid } from '../helpers/app.js'
 import { FAST_FORWARDING, until } from '../helpers/forwarding.js'
 import { simulator } from '../helpers/lago.js'
-import { freePort } from '../helpers/ports.js'
+import { freePort } from '../../scripts/free-port.js'
 import { PrivatePostgres, privatePostgresOrSkip } from '../helpers/private-postgres.js'
 
 // The operator's scenario of issue 9: a private PostgreSQL restarted (pg_ctl restart -m fast) and crashed

@@ -13,7 +13,7 @@ import pg from 'pg'
 import t from 'tap'
 import { REDIS_URL, seedEvent, testDatabaseUrl, uid } from '../helpers/app.js'
 import { ROOT } from './compose-config.js'
-import { freePort } from '../helpers/ports.js'
+import { freePort } from '../../scripts/free-port.js'
 import { until } from '../helpers/forwarding.js'
 
 const run = promisify(execFile)

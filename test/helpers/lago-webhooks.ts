@@ -3,7 +3,7 @@ import type { LagoSimulator } from '../../scripts/lago-simulator/index.js'
 import { build } from './app.js'
 import { ADMIN_KEY, FAST_FORWARDING, FAST_TUNING, until } from './forwarding.js'
 import { simulator } from './lago.js'
-import { freePort } from './ports.js'
+import { freePort } from '../../scripts/free-port.js'
 
 type TestContext = { teardown: (fn: () => unknown) => void }
 

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { freePort } from './ports.js'
+import { freePort } from '../../scripts/free-port.js'
 
 const run = promisify(execFile)
 

@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Redis } from 'ioredis'
 import { runTypeScript } from './app.js'
-import { freePort } from './ports.js'
+import { freePort } from '../../scripts/free-port.js'
 
 type TestContext = { teardown: (fn: () => unknown) => void }
 

@@ -27,7 +27,7 @@ export function startServer (env: Record<string, string | undefined>, options: {
   return { child, output: () => output, exited }
 }
 
-import { freePort } from './ports.js'
+import { freePort } from '../../scripts/free-port.js'
 export { freePort }
 
 /** Polls until `predicate` holds (no fixed sleeps in assertions). */

@@ -2,7 +2,7 @@ import t from 'tap'
 import { LagoClient } from '../../../plugins/app/lago/client.js'
 import { classifyLagoError, LagoApiError, LagoNotConfiguredError, LagoUnavailableError } from '../../../plugins/app/lago/errors.js'
 import { clientFor, seedCatalog, simulator, usageEvent } from '../../helpers/lago.js'
-import { freePort } from '../../helpers/ports.js'
+import { freePort } from '../../../scripts/free-port.js'
 
 const BATCH = 'POST /api/v1/events/batch'
 

@@ -7,7 +7,7 @@ import { Pool } from 'undici'
 import { REDIS_URL, runTypeScript, seedEvent, sqlClient, testDatabaseUrl, uid } from '../../../helpers/app.js'
 import { FAST_FORWARDING, until } from '../../../helpers/forwarding.js'
 import { simulator } from '../../../helpers/lago.js'
-import { freePort } from '../../../helpers/ports.js'
+import { freePort } from '../../../../scripts/free-port.js'
 
 const root = path.join(import.meta.dirname, '..', '..', '..', '..')
 

@@ -2,7 +2,7 @@ import { createServer } from 'node:net'
 
 /**
  * A TCP port free right now on 127.0.0.1, found by asking the system (listen on port 0), never by guessing:
- * for processes this test starts that need their port before they listen.
+ * for processes started by a test or the benchmark that need their port before they listen.
  */
 export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
