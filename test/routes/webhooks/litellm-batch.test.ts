@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import t from 'tap'
 import { build, seedEvent, sqlClient, uid } from '../../helpers/app.js'
 
@@ -100,4 +101,22 @@ t.test('1,000 events in one batch (the default limit) are stored with one reply'
   t.equal(res.json().accepted, 1000)
   const { rows } = await db.query('SELECT count(*)::int AS n, sum(cost_usd)::text AS cost FROM litellm_usage_events WHERE customer_external_id = $1', [customer])
   t.same(rows[0], { n: 1000, cost: '0.001000' })
+})
+
+t.test('each event of a multi-row write keeps its own metadata (one jsonb array parameter, unnested in order)', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const customer = uid('batch-metadata')
+  // Different shapes and sizes, quotes and backslashes included (what array-literal escaping was about).
+  const metadataOf = (i: number): Record<string, unknown> => i % 3 === 0
+    ? {}
+    : { n: i, team: `team "${i}"`, path: `C:\\dir\\${i}`, tags: Array.from({ length: i % 5 }, (_, k) => `t${k}`), nested: { even: i % 2 === 0 } }
+  const events = Array.from({ length: 300 }, (_, i) => seedEvent({ customer_id: customer, request_id: `${customer}-${i}`, metadata: metadataOf(i) }))
+  const res = await postBatch(app, events)
+  t.equal(res.statusCode, 202)
+  t.match(res.json(), { accepted: 300 })
+  const { rows } = await db.query<{ request_id: string, metadata: Record<string, unknown> }>('SELECT request_id, metadata FROM litellm_usage_events WHERE customer_external_id = $1', [customer])
+  t.equal(rows.length, 300)
+  const wrong = rows.filter((r) => !isDeepStrictEqual(r.metadata, metadataOf(Number(r.request_id.slice(customer.length + 1)))))
+  t.same(wrong.map((r) => r.request_id), [], 'every event stored with the metadata it was sent with')
 })
