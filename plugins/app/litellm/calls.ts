@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto'
 import type { UsageEventSource } from '../../../db/database.js'
-import { METADATA_MAX_BYTES, NO_CUSTOMER, sanitizeMetadata, type UsageEvent } from '../usage-events/normalize.js'
+import { cleanMetadata, METADATA_MAX_BYTES, NO_CUSTOMER, type UsageEvent } from '../usage-events/normalize.js'
 import type { CallIdentity, CustomerResolution } from '../customer-mappings/identities.js'
 
 /**
@@ -24,8 +24,8 @@ export type ReadResult = { call: LiteLLMCall } | { rejected: string }
 
 /**
  * The metadata stored with a call. Identities, ids and notes always survive, since a later customer mapping
- * needs them; the other attributes go through sanitizeMetadata (no content-like keys, capped) and are dropped
- * first when everything would not fit.
+ * needs them; the other attributes are cleaned as sanitizeMetadata does (no content-like keys) and are dropped
+ * when everything would not fit (one size check, of what is stored).
  */
 export function callMetadata (call: LiteLLMCall, resolution: CustomerResolution): Record<string, unknown> {
   const core: Record<string, unknown> = {
@@ -34,7 +34,7 @@ export function callMetadata (call: LiteLLMCall, resolution: CustomerResolution)
     ...(call.litellmCallId !== undefined ? { litellm_call_id: call.litellmCallId } : {}),
     ...(call.notes.length > 0 ? { notes: call.notes } : {})
   }
-  const all = { ...sanitizeMetadata(call.attributes), ...core }
+  const all = { ...cleanMetadata(call.attributes), ...core }
   return Buffer.byteLength(JSON.stringify(all)) <= METADATA_MAX_BYTES ? all : { ...core, attributes_dropped: 'too large' }
 }
 

@@ -3,9 +3,15 @@ import { textFault, wellFormedText } from '../../../schemas/text.js'
 
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
-/** The object without its undefined properties. */
+/**
+ * The object without its undefined properties. For objects written out in this code (their keys are ours, never a
+ * payload's: a "__proto__" key would set the prototype). A loop: Object.fromEntries over entries cost 3.5 % of the
+ * service's CPU under generic_api batches.
+ */
 export function compact<T extends Record<string, unknown>> (o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> }
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(o)) if (o[key] !== undefined) out[key] = o[key]
+  return out as { [K in keyof T]?: Exclude<T[K], undefined> }
 }
 
 /**

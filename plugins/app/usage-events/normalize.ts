@@ -68,6 +68,12 @@ export const METADATA_MAX_BYTES = 4096
  * every level and the result is capped; an oversized value is replaced by a marker rather than stored.
  */
 export function sanitizeMetadata (metadata: Record<string, unknown> | undefined): Record<string, unknown> {
+  const result = cleanMetadata(metadata)
+  return Buffer.byteLength(JSON.stringify(result)) > METADATA_MAX_BYTES ? { truncated: true } : result
+}
+
+/** sanitizeMetadata without the cap, for a caller that checks the size of what it stores itself. */
+export function cleanMetadata (metadata: Record<string, unknown> | undefined): Record<string, unknown> {
   if (metadata === undefined) return {}
   const clean = (value: unknown, depth: number): unknown => {
     // Kept for the record, never a key: text that cannot be stored is made well-formed rather than refused.
@@ -79,8 +85,7 @@ export function sanitizeMetadata (metadata: Record<string, unknown> | undefined)
     // fromEntries: a "__proto__" key stays a plain key.
     return Object.fromEntries(Object.entries(value).filter(([k]) => !CONTENT_KEYS.test(k)).map(([k, v]) => [wellFormedText(k), clean(v, depth + 1)]))
   }
-  const result = clean(metadata, 0) as Record<string, unknown>
-  return Buffer.byteLength(JSON.stringify(result)) > METADATA_MAX_BYTES ? { truncated: true } : result
+  return clean(metadata, 0) as Record<string, unknown>
 }
 
 function toDate (timestamp: number | string | undefined, receivedAt: Date): Date {
