@@ -1,5 +1,5 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely'
-import { DEFAULT_ORGANIZATION_ID, type Database, type UsageEventStatus } from '../../../db/database.js'
+import { sql, type Kysely, type RawBuilder, type Selectable } from 'kysely'
+import { DEFAULT_ORGANIZATION_ID, type Database, type UsageEventStatus, type UsageEventTable } from '../../../db/database.js'
 import { PIN_INDEX_PLAN } from '../../../db/plans.js'
 import type { UsageEvent } from './normalize.js'
 
@@ -15,15 +15,7 @@ export interface RejectedOutcome { status: 'rejected', field: string, message: s
 export type WriteOutcome = StoredOutcome | RejectedOutcome
 
 /** A stored event with one of the LiteLLM call ids of a write. */
-interface KnownCall {
-  id: number
-  organization_id: string
-  request_id: string
-  fingerprint: string
-  litellm_id: string | null
-  litellm_call_id: string | null
-  timestamp: Date
-}
+type KnownCall = Pick<Selectable<UsageEventTable>, 'id' | 'organization_id' | 'request_id' | 'fingerprint' | 'litellm_id' | 'litellm_call_id' | 'timestamp'>
 
 interface InsertResultRow {
   ord: number
@@ -97,7 +89,9 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
       await sql`SELECT pg_advisory_xact_lock(hashtextextended('litellm-call:' || c, 0))
                   FROM unnest(${calls}::text[]) WITH ORDINALITY AS t(c, o) ORDER BY o`.execute(trx)
       // One index probe per call id (a nested loop: OFFSET 0 keeps the lookup from being flattened into a join). As
-      // `litellm_id = ANY(...)` on a month not yet analyzed, PostgreSQL scanned the whole month for every write.
+      // `litellm_id = ANY(...)` on a month not yet analyzed, PostgreSQL scanned the whole month for every write. The
+      // pin holds for the rest of this transaction, the INSERT below included: it reads its input, the key table's
+      // primary key and, in its foreign-key check and counting triggers, primary keys and transition tables only.
       await PIN_INDEX_PLAN.execute(trx)
       const { rows: known } = await sql<KnownCall>`
         SELECT e.* FROM unnest(${calls}::text[]) AS c(litellm_id)
@@ -288,7 +282,7 @@ export async function unmappedReasons (db: Kysely<Database>, organization: strin
 /**
  * Age of the oldest event not yet in Lago, in seconds (of one organization, else of any); null when nothing waits.
  * Each organization's is the first entry of its unsent index (the first event in id order); of all organizations,
- * the oldest of those.
+ * the oldest of those: one index probe per organization and month.
  */
 export async function oldestUnsentAgeSeconds (db: Kysely<Database>, organization?: string): Promise<number | null> {
   const { rows } = await sql<{ age: number | null }>`
@@ -299,9 +293,10 @@ export async function oldestUnsentAgeSeconds (db: Kysely<Database>, organization
   return rows[0]?.age ?? null
 }
 
+/** Events not yet in Lago (pending or awaiting a retry), of every organization: from the trigger-kept counts. */
 export async function countUnsent (db: Kysely<Database>): Promise<number> {
   const { rows } = await sql<{ n: number }>`
-    SELECT count(*)::int AS n FROM litellm_usage_events WHERE status IN ('pending', 'failed')`.execute(db)
+    SELECT coalesce(sum(events), 0)::int AS n FROM usage_event_counts WHERE status IN ('pending', 'failed')`.execute(db)
   return rows[0].n
 }
 

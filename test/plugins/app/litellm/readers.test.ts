@@ -189,5 +189,6 @@ t.test('a call becomes a usage event: held as not_billable or unmapped, with its
   t.equal(billable.hold, undefined)
   t.match(billable.metadata, { customer_from: 'mapping:team', identities: {} })
   const huge = toUsageEvent({ ...call, attributes: { blob: 'x'.repeat(400), list: Array.from({ length: 50 }, () => 'y'.repeat(300)) } }, 'generic_api', { customer: 'c', via: 'team' })
-  t.match(huge.metadata, { identities: {}, customer_from: 'team' }, 'identities survive a metadata that is too large')
+  t.match(huge.metadata, { identities: {}, customer_from: 'team', attributes_dropped: 'too large' }, 'identities survive a metadata that is too large')
+  t.notOk('blob' in huge.metadata || 'list' in huge.metadata, 'the attributes are dropped')
 })
