@@ -32,9 +32,7 @@ async function hourlyAgainstEvents (db: pg.Client): Promise<{ kept: Record<strin
     UNION ALL
     SELECT 'counted', organization_id || ' ' || to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') || ' ' || source || '/' || status,
            count(*)::int FROM litellm_usage_events, since WHERE received_at >= since.at GROUP BY 1, 2`)
-  const kept = { rows: rows.filter((r) => r.side === 'kept') }
-  const counted = { rows: rows.filter((r) => r.side === 'counted') }
-  return { kept: asMap(kept.rows), counted: asMap(counted.rows) }
+  return { kept: asMap(rows.filter((r) => r.side === 'kept')), counted: asMap(rows.filter((r) => r.side === 'counted')) }
 }
 
 t.test(`${MIGRATION}: GET /webhooks/stats' last 24 hours stay exact through inserts, moves in time, status changes, deletes and moves between organizations`, async (t) => {

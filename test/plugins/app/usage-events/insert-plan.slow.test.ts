@@ -4,7 +4,6 @@ import { scratchDatabase } from '../../../helpers/scratch-database.js'
 import { bearer, INGEST_TOKEN, postGeneric } from '../../../helpers/litellm.js'
 import { simulateCall, standardLoggingPayload } from '../../../../scripts/litellm-simulator/index.js'
 
-type Scratch = Awaited<ReturnType<typeof scratchDatabase>>
 interface TableStatistics { seqScans: number, inserted: number }
 
 /**
@@ -14,7 +13,7 @@ interface TableStatistics { seqScans: number, inserted: number }
  * counted on a table (`usage_event_keys`, or every month of the events), once its counts include `inserted` rows.
  */
 async function neverAnalyzed (t: Test, stored: number) {
-  const scratch: Scratch = await scratchDatabase(t, 'lai_insert_plan')
+  const scratch = await scratchDatabase(t, 'lai_insert_plan')
   // One connection: every write's counts are reported by one backend, all of them at once (see `statistics`).
   const app = await build(t, { DATABASE_URL: scratch.url, DATABASE_POOL_MAX: '1', FORWARDER_ENABLED: 'false', INGEST_RATE_LIMIT_MAX: '0', WEBHOOK_TOKENS: INGEST_TOKEN })
   const db = await scratch.client()
