@@ -117,11 +117,11 @@ export interface UsageEventTable {
   next_attempt_at: GeneratedTimestamp
   last_error: ColumnType<unknown, string | null | undefined, string | null>
   processed_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
-  claim_token: Generated<number>
-  claimed_by: string | null
-  lease_expires_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
   external_subscription_id: string | null
-  /** What Lago receives for this event, frozen at its first send (plugins/app/forwarder/lago-event.ts builds it). */
+  /**
+   * What Lago receives for this event, frozen at its first send (plugins/app/forwarder/lago-event.ts builds it); while
+   * the event is claimed for that send, the body is in its claim (usage_event_claims).
+   */
   lago_payload: ColumnType<EventInputObject | null, string | null | undefined, string | null>
   /** LiteLLM's id of the call as its spend logs know it (response id, else call id; cache hits normalized). */
   litellm_id: ColumnType<string | null, string | null | undefined, string | null>
@@ -288,6 +288,21 @@ export interface UsageEventHourlyCountTable extends UsageEventCountTable {
  * The dedupe key of every usage event ever stored: a request_id is unique in its organization for ever, across the
  * monthly partitions of litellm_usage_events (whose own unique keys must hold the month). Kept after retention.
  */
+/** A forwarder worker's hold on an unsent event, from its claim to its settle (migration 2100). */
+export interface UsageEventClaimTable {
+  event_id: number
+  /** The event's partition key, so that settling finds it in its own month. */
+  received_at: Timestamp
+  organization_id: string
+  /** Proves ownership when settling: a sequence, so that a claim taken again never reuses one. */
+  token: Generated<number>
+  worker: string
+  lease_expires_at: Timestamp
+  /** The subscription and Lago body frozen during the claim; moved into the event when it is settled. */
+  external_subscription_id: string | null
+  lago_payload: ColumnType<EventInputObject | null, string | null | undefined, string | null>
+}
+
 export interface UsageEventKeyTable {
   organization_id: string
   request_id: string
@@ -303,6 +318,7 @@ export interface Database {
   customer_provisioning_claims: ProvisioningClaimTable
   litellm_usage_events: UsageEventTable
   usage_event_keys: UsageEventKeyTable
+  usage_event_claims: UsageEventClaimTable
   usage_event_counts: UsageEventCountTable
   usage_event_hourly_counts: UsageEventHourlyCountTable
   webhook_delivery_logs: DeliveryAttemptTable

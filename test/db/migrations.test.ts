@@ -148,3 +148,33 @@ t.test('organizations: a database of the previous release migrates with every ro
   t.same((await client.query('SELECT organization_id FROM lago_webhooks')).rows, [{ organization_id: 'lago-org-1' }], 'the column is Lago\'s again')
   t.equal((await client.query('SELECT to_regclass(\'organizations\') AS r')).rows[0].r, null)
 })
+
+t.test('claims (2100): down puts each live claim and what it froze back into its event', async (t) => {
+  const url = await scratchDatabase(t)
+  await ensureDatabase(url)
+  const db = kysely(url)
+  t.teardown(() => db.destroy())
+  await migrateToLatest(db)
+  const client = new pg.Client({ connectionString: url })
+  client.on('error', () => {})
+  await client.connect()
+  t.teardown(() => client.end())
+  const { rows: [held, free] } = await client.query(`
+    INSERT INTO litellm_usage_events (request_id, customer_external_id, model, provider, cost_usd, "timestamp", source, fingerprint)
+    VALUES ('req-1', 'cus-1', 'gpt-4o', 'openai', 0.5, now(), 'webhook', 'f1'), ('req-2', 'cus-1', 'gpt-4o', 'openai', 0.5, now(), 'webhook', 'f2')
+    RETURNING id`)
+  // (received_at copied in SQL: a Date would drop its microseconds.)
+  await client.query(`INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at, external_subscription_id, lago_payload)
+    SELECT id, received_at, 'default', 'w1', now() + interval '1 minute', 'sub-1', '{"transaction_id":"req-1"}' FROM litellm_usage_events WHERE id = $1`, [held.id])
+
+  const { error } = await createMigrator(db).migrateDown()
+  t.equal(error, undefined)
+  const { rows } = await client.query('SELECT id, claimed_by, claim_token > 0 AS claimed, lease_expires_at > now() AS leased, external_subscription_id, lago_payload FROM litellm_usage_events ORDER BY id')
+  t.same(rows, [
+    { id: held.id, claimed_by: 'w1', claimed: true, leased: true, external_subscription_id: 'sub-1', lago_payload: { transaction_id: 'req-1' } },
+    { id: free.id, claimed_by: null, claimed: false, leased: null, external_subscription_id: null, lago_payload: null }
+  ])
+  t.equal((await client.query('SELECT to_regclass(\'usage_event_claims\') AS t')).rows[0].t, null, 'the claims table is gone')
+  const { error: again } = await createMigrator(db).migrateToLatest()
+  t.equal(again, undefined, 'and up again')
+})

@@ -72,8 +72,9 @@ interface Lane { organization: string, lago: LagoEventsApi, metricCode: string }
 /**
  * Sends stored usage events to Lago, batch by batch, each event exactly once in effect, each organization's
  * events to its own Lago organization:
- * - events are claimed with FOR UPDATE SKIP LOCKED and a lease, so replicas never send the same event at once,
- *   and a dead replica's events are claimed again when the lease runs out;
+ * - events are claimed with a lease (a row in usage_event_claims), so replicas never send the same event at once,
+ *   and a dead replica's events are claimed again when the lease runs out; within a replica, one organization's
+ *   claims are taken one at a time, so that each sees the one before it;
  * - an event's body is frozen at its first send, so a resend after a lost reply is byte-identical and Lago
  *   answers value_already_exist, which counts as delivered;
  * - organizations take turns, one batch each (OrganizationLanes): one organization's backlog delays another's
@@ -83,6 +84,9 @@ interface Lane { organization: string, lago: LagoEventsApi, metricCode: string }
  *   attempts are spent meanwhile, and the other organizations keep forwarding;
  * - an event Lago rejects (per-index 4xx in an atomic batch) is dead-lettered alone, the rest is resent.
  */
+/** Batches one claim takes: one for the worker that claims, the rest for the next workers of the organization. */
+const CLAIM_AHEAD = 4
+
 export class Forwarder {
   readonly worker = `${process.pid}-${randomUUID().slice(0, 8)}`
   readonly #o: ForwarderOptions
@@ -92,6 +96,10 @@ export class Forwarder {
   #wakers = new Set<() => void>()
   #organizationsReadAt = Number.NEGATIVE_INFINITY
   #reading: Promise<void> | null = null
+  /** Per organization, the last claim this replica started (claims of one organization run one after another). */
+  #claiming = new Map<string, Promise<unknown>>()
+  /** Per organization, batches claimed and not yet taken by a worker. */
+  #claimedAhead = new Map<string, Array<{ batch: ClaimedEvent[], claimedAt: number }>>()
 
   constructor (options: ForwarderOptions) {
     this.#o = options
@@ -132,6 +140,7 @@ export class Forwarder {
     this.wake()
     await Promise.all(this.#workers)
     this.#workers = []
+    this.#claimedAhead.clear()
     await releaseAllClaimedBy(this.#o.db, this.worker).catch((err: unknown) => {
       this.#o.log.warn({ err }, 'could not release claimed usage events at shutdown; their leases expire instead')
     })
@@ -194,7 +203,7 @@ export class Forwarder {
         }
         const lane = await this.#lane(organization)
         if (lane === null) continue
-        const batch = await claimDueEvents(this.#o.db, { organization, worker: this.worker, limit: this.#o.batchSize, leaseMs: this.#o.leaseMs, metricCode: lane.metricCode })
+        const batch = await this.#claim(lane)
         if (batch.length === 0) {
           this.#lanes.idle(organization, this.#o.pollIntervalMs, turn.wakes)
           continue
@@ -221,6 +230,39 @@ export class Forwarder {
         this.#o.log.error({ err }, 'forwarder cycle failed; retrying shortly')
         await this.#sleep(Math.min(this.#o.pollIntervalMs * 5, 5000), false)
       }
+    }
+  }
+
+  /**
+   * A batch of the organization's due events, claimed by this replica. Claims of one organization are taken one at
+   * a time, each after the previous one committed: claims taken at once picked the same events (each read before
+   * the other committed), and the later one, finding them claimed, took another pass while it held their rows locked
+   * and kept the earlier one's settle waiting. Each claim takes CLAIM_AHEAD batches; the workers after it take the
+   * rest without a claim of their own.
+   */
+  async #claim (lane: Lane): Promise<ClaimedEvent[]> {
+    const { organization } = lane
+    const take = async (): Promise<ClaimedEvent[]> => {
+      const ahead = this.#claimedAhead.get(organization) ?? []
+      for (let next = ahead.shift(); next !== undefined; next = ahead.shift()) {
+        // Claimed ahead before a pause, say: its lease may be running out, so it goes back instead.
+        if (Date.now() - next.claimedAt < this.#o.leaseMs / 2) return next.batch
+        await release(this.#o.db, next.batch)
+      }
+      const size = this.#o.batchSize
+      const events = await claimDueEvents(this.#o.db, { organization, worker: this.worker, limit: size * CLAIM_AHEAD, leaseMs: this.#o.leaseMs, metricCode: lane.metricCode })
+      const claimedAt = Date.now()
+      for (let i = size; i < events.length; i += size) ahead.push({ batch: events.slice(i, i + size), claimedAt })
+      this.#claimedAhead.set(organization, ahead)
+      return events.slice(0, size)
+    }
+    const previous = this.#claiming.get(organization) ?? Promise.resolve()
+    const next = previous.then(take, take)
+    this.#claiming.set(organization, next)
+    try {
+      return await next
+    } finally {
+      if (this.#claiming.get(organization) === next) this.#claiming.delete(organization)
     }
   }
 

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { EventInputObject } from '../lago/types.js'
 import type { Database, NewDeliveryAttempt } from '../../../db/database.js'
 import { PIN_INDEX_PLAN } from '../../../db/plans.js'
@@ -11,11 +11,6 @@ export interface ClaimedEvent {
   requestId: string
   customerExternalId: string
   claimToken: number
-  /**
-   * Its partition key as PostgreSQL writes it (to the microsecond: a Date keeps milliseconds), so that settling
-   * finds each event in its own month instead of probing every month's index.
-   */
-  receivedAt: string
   attempts: number
   /** Null until the event's Lago subscription is known; then frozen for every send. */
   body: EventInputObject | null
@@ -23,57 +18,40 @@ export interface ClaimedEvent {
   event: UsageEventForLago
 }
 
-type Claim = Pick<ClaimedEvent, 'id' | 'claimToken' | 'receivedAt'>
+type Claim = Pick<ClaimedEvent, 'id' | 'claimToken'>
 
-type ClaimedRow = UsageEventForLago & { id: number, customer_external_id: string, claim_token: number, received_at: string, attempts: number, lago_payload: EventInputObject | null }
-
-const CLAIMED_COLUMNS = sql`e.id, e.request_id, e.customer_external_id, e.claim_token, e.received_at::text AS received_at, e.attempts, e.lago_payload,
-  e."timestamp", e.cost_usd, e.tokens_input, e.tokens_output, e.total_tokens, e.model, e.provider`
-
-const toClaimed = (r: ClaimedRow): ClaimedEvent => ({
-  id: r.id,
-  requestId: r.request_id,
-  customerExternalId: r.customer_external_id,
-  claimToken: r.claim_token,
-  receivedAt: r.received_at,
-  attempts: r.attempts,
-  body: r.lago_payload,
-  event: {
-    request_id: r.request_id,
-    timestamp: r.timestamp,
-    cost_usd: r.cost_usd,
-    tokens_input: r.tokens_input,
-    tokens_output: r.tokens_output,
-    total_tokens: r.total_tokens,
-    model: r.model,
-    provider: r.provider
-  }
-})
+type DueRow = UsageEventForLago & {
+  id: number
+  customer_external_id: string
+  /** Its partition key as PostgreSQL writes it (to the microsecond: a Date keeps milliseconds), for the claim. */
+  received_at: string
+  attempts: number
+  lago_payload: EventInputObject | null
+  known_subscription: string | null
+  /** The claim whose holder died, if any: taken over, with what it froze. */
+  expired_token: number | null
+  expired_subscription: string | null
+  expired_body: EventInputObject | null
+}
 
 /**
- * These events, by primary key: `e.id = ANY(...) AND e.received_at = ANY(...)` (the table is aliased e). With the
- * partition keys PostgreSQL reads only the months that hold them; in a PIN_INDEX_PLAN transaction, the primary key
- * is the one index it can read them by.
+ * One organization's oldest due events that no live claim holds, locked (the claim's first step; exported so that
+ * its plan can be checked), but for `passed` (events a claim already tried). Its shape matches the partial index on
+ * (organization_id, id) WHERE status IN ('pending', 'failed'); each candidate costs one probe of the claims' primary
+ * key.
  */
-const byKey = (events: ReadonlyArray<{ id: number, receivedAt: string }>) =>
-  sql`e.id = ANY(${events.map((c) => c.id)}::bigint[]) AND e.received_at = ANY(${events.map((c) => c.receivedAt)}::timestamptz[])`
-
-/** Only rows this worker still owns (its claim token) are settled: these events, if still this claim's. */
-const owned = (claims: Claim[]) =>
-  sql`${byKey(claims)} AND (e.id, e.claim_token) IN (SELECT * FROM unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => c.claimToken)}::bigint[]))`
-
-/**
- * One organization's oldest due events, locked (the claim's first step; exported so that its plan can be checked),
- * with what the claim returns of them. Its shape matches the partial index on (organization_id, id) WHERE status IN
- * ('pending', 'failed').
- */
-export const dueEvents = (organization: string, limit: number) => sql`
-  SELECT ${CLAIMED_COLUMNS}, e.external_subscription_id FROM litellm_usage_events e
+export const dueEvents = (organization: string, limit: number, passed: readonly number[] = []) => sql`
+  SELECT e.id, e.request_id, e.customer_external_id, e.received_at::text AS received_at, e.attempts, e.lago_payload,
+         e.external_subscription_id, e."timestamp", e.cost_usd, e.tokens_input, e.tokens_output, e.total_tokens, e.model, e.provider,
+         x.token AS expired_token, x.external_subscription_id AS expired_subscription, x.lago_payload AS expired_body
+    FROM litellm_usage_events e
+    LEFT JOIN usage_event_claims x ON x.event_id = e.id
    WHERE e.organization_id = ${organization} AND e.status IN ('pending', 'failed') AND e.next_attempt_at <= now()
-     AND (e.lease_expires_at IS NULL OR e.lease_expires_at < now())
+     AND (x.event_id IS NULL OR x.lease_expires_at < now())
+     ${passed.length > 0 ? sql`AND e.id <> ALL(${passed}::bigint[])` : sql``}
    ORDER BY e.id
    LIMIT ${limit}
-   FOR UPDATE SKIP LOCKED`
+   FOR UPDATE OF e SKIP LOCKED`
 
 /** Runs a claim or a settle in a transaction of its own, with PIN_INDEX_PLAN. */
 async function pinned<T> (db: Kysely<Database>, run: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
@@ -83,75 +61,159 @@ async function pinned<T> (db: Kysely<Database>, run: (trx: Kysely<Database>) => 
   })
 }
 
+/** Passes of one claim at most: each one after the first picks up what claims committed meanwhile took. */
+const CLAIM_PASSES = 3
+
 /**
- * Claims one organization's oldest due events, skipping rows other workers hold (FOR UPDATE SKIP LOCKED) and
- * events under a live lease, so replicas never claim the same event at once. An event whose customer (of the same
- * organization) has a known subscription gets its Lago body frozen in the same UPDATE as its claim: one row version
- * per event instead of two (the claim, then the freeze), which the drain is bound by. The bodies are built in
- * TypeScript between the locking SELECT and the UPDATE, in one short transaction with no network call inside. The
- * scan follows the partial index on (organization_id, id) of unsent events, so another organization's backlog
- * costs it nothing.
+ * Claims one organization's oldest due events: a row per event in usage_event_claims (worker, lease, a new token),
+ * the events themselves untouched. One short transaction, no network call inside.
+ * - Rows another claim is locking are skipped (FOR UPDATE SKIP LOCKED), and so are events under a live lease.
+ * - A claim that commits while this one reads is not in this one's snapshot, and its rows are no longer locked: the
+ *   claims' primary key catches it (the insert leaves the event to that claim), and another pass, with a snapshot of
+ *   its own, fills the batch with other events. (The forwarder takes one organization's claims one at a time per
+ *   replica, so this happens between replicas.)
+ * - An event whose customer (of the same organization) has a known subscription gets its Lago body frozen in its
+ *   claim, built in TypeScript between the locking SELECT and the insert; a body an expired claim froze is kept,
+ *   since Lago may hold it.
  */
 export async function claimDueEvents (db: Kysely<Database>, opts: { organization: string, worker: string, limit: number, leaseMs: number, metricCode: string }): Promise<ClaimedEvent[]> {
   return await pinned(db, async (trx) => {
-    const { rows: due } = await sql<ClaimedRow & { known_subscription: string | null }>`
-      WITH e AS (${dueEvents(opts.organization, opts.limit)})
-      SELECT e.*, coalesce(e.external_subscription_id, c.subscription_external_id) AS known_subscription
-        FROM e LEFT JOIN customers c ON c.organization_id = ${opts.organization} AND c.external_id = e.customer_external_id`.execute(trx)
-    if (due.length === 0) return []
-    const subscriptions: Array<string | null> = []
-    const bodies: Array<string | null> = []
-    for (const r of due) {
-      const freeze = r.lago_payload === null && r.known_subscription !== null
-      subscriptions.push(freeze ? r.known_subscription : null)
-      bodies.push(freeze ? JSON.stringify(lagoEventBody(toClaimed(r).event, r.known_subscription as string, opts.metricCode)) : null)
+    const events: ClaimedEvent[] = []
+    const passed: number[] = []
+    for (let pass = 0; pass < CLAIM_PASSES && events.length < opts.limit; pass++) {
+      const wanted = opts.limit - events.length
+      const { rows: due } = await sql<DueRow>`
+        WITH e AS (${dueEvents(opts.organization, wanted, passed)})
+        SELECT e.*, coalesce(e.external_subscription_id, c.subscription_external_id) AS known_subscription
+          FROM e LEFT JOIN customers c ON c.organization_id = ${opts.organization} AND c.external_id = e.customer_external_id`.execute(trx)
+      if (due.length === 0) break
+      const bodies = due.map((r) => r.lago_payload ?? frozenBody(r, opts.metricCode))
+      const claimed = await insertClaims(trx, due, bodies, opts)
+      for (const [i, r] of due.entries()) {
+        const token = claimed.get(r.id)
+        if (token === undefined) continue
+        events.push({
+          id: r.id,
+          requestId: r.request_id,
+          customerExternalId: r.customer_external_id,
+          claimToken: token,
+          attempts: r.attempts,
+          body: bodies[i],
+          event: eventForLago(r)
+        })
+      }
+      // Every event it read is claimed: the batch is as full as the queue allows.
+      if (claimed.size === due.length) break
+      passed.push(...due.map((r) => r.id))
     }
-    const { rows } = await sql<ClaimedRow>`
-      UPDATE litellm_usage_events e
-         SET claim_token = e.claim_token + 1,
-             claimed_by = ${opts.worker},
-             lease_expires_at = now() + make_interval(secs => ${opts.leaseMs / 1000}),
-             external_subscription_id = coalesce(e.external_subscription_id, s.subscription),
-             lago_payload = coalesce(e.lago_payload, s.body)
-        FROM unnest(${due.map((r) => r.id)}::bigint[], ${subscriptions}::text[], ${bodies}::jsonb[]) AS s(id, subscription, body)
-       WHERE e.id = s.id AND ${byKey(due.map((r) => ({ id: r.id, receivedAt: r.received_at })))}
-      RETURNING ${CLAIMED_COLUMNS}`.execute(trx)
-    return rows.map(toClaimed).sort((a, b) => a.id - b.id)
+    return events.sort((a, b) => a.id - b.id)
   })
 }
 
 /**
- * Freezes the Lago body of claimed events now that their subscription is known (a body already frozen stays as
- * it is); returns them with it.
+ * Inserts the claims of these events; returns the tokens of those it got. An expired claim (its holder died) ends
+ * first, by its token, and its frozen body carries over: Lago may hold it. An event another claim took meanwhile is
+ * left to it (DO NOTHING, which does not wait on that claim's row either).
+ */
+async function insertClaims (trx: Kysely<Database>, due: DueRow[], bodies: Array<EventInputObject | null>, opts: { organization: string, worker: string, leaseMs: number }): Promise<Map<number, number>> {
+  const expired = due.filter((r) => r.expired_token !== null)
+  if (expired.length > 0) {
+    await sql`
+      DELETE FROM usage_event_claims c USING unnest(${expired.map((r) => r.id)}::bigint[], ${expired.map((r) => r.expired_token)}::bigint[]) AS s(id, token)
+       WHERE c.event_id = s.id AND c.token = s.token`.execute(trx)
+  }
+  // Only what this claim freezes: a body already in the event stays there.
+  const subscriptions: Array<string | null> = []
+  const frozen: Array<string | null> = []
+  for (const [i, r] of due.entries()) {
+    const body = r.lago_payload === null ? bodies[i] : null
+    subscriptions.push(body === null ? null : r.expired_body !== null ? r.expired_subscription : r.known_subscription)
+    frozen.push(body === null ? null : JSON.stringify(body))
+  }
+  const { rows } = await sql<{ event_id: number, token: number }>`
+    INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at, external_subscription_id, lago_payload)
+    SELECT s.id, s.received_at, ${opts.organization}, ${opts.worker}, now() + make_interval(secs => ${opts.leaseMs / 1000}), s.subscription, s.body
+      FROM unnest(${due.map((r) => r.id)}::bigint[], ${due.map((r) => r.received_at)}::timestamptz[], ${subscriptions}::text[], ${frozen}::jsonb[])
+        AS s(id, received_at, subscription, body)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id, token`.execute(trx)
+  return new Map(rows.map((r) => [r.event_id, r.token]))
+}
+
+/**
+ * The body this claim freezes for an event that has none yet: the one an expired claim froze, else one built for
+ * its customer's known subscription, else none (the forwarder looks the subscription up).
+ */
+function frozenBody (r: DueRow, metricCode: string): EventInputObject | null {
+  if (r.expired_body !== null) return r.expired_body
+  if (r.known_subscription === null) return null
+  return lagoEventBody(eventForLago(r), r.known_subscription, metricCode)
+}
+
+const eventForLago = (r: UsageEventForLago): UsageEventForLago => ({
+  request_id: r.request_id,
+  timestamp: r.timestamp,
+  cost_usd: r.cost_usd,
+  tokens_input: r.tokens_input,
+  tokens_output: r.tokens_output,
+  total_tokens: r.total_tokens,
+  model: r.model,
+  provider: r.provider
+})
+
+/**
+ * Freezes the Lago body of claimed events now that their subscription is known, in their claims (a body already
+ * frozen stays as it is); returns those still held, with it.
  */
 export async function freezeBodies (db: Kysely<Database>, claims: ClaimedEvent[], subscriptionOf: Map<number, string>, metricCode: string): Promise<ClaimedEvent[]> {
   const items = claims.filter((c) => subscriptionOf.has(c.id))
   if (items.length === 0) return []
   const subscriptions = items.map((c) => subscriptionOf.get(c.id) as string)
   const bodies = items.map((c, i) => JSON.stringify(lagoEventBody(c.event, subscriptions[i], metricCode)))
-  const { rows } = await pinned(db, async (trx) => await sql<ClaimedRow>`
-    UPDATE litellm_usage_events e
-       SET external_subscription_id = coalesce(e.external_subscription_id, s.subscription),
-           lago_payload = coalesce(e.lago_payload, s.body)
-      FROM unnest(${items.map((c) => c.id)}::bigint[], ${subscriptions}::text[], ${bodies}::jsonb[]) AS s(id, subscription, body)
-     WHERE e.id = s.id AND ${owned(items)}
-    RETURNING ${CLAIMED_COLUMNS}`.execute(trx))
-  return rows.map(toClaimed).sort((a, b) => a.id - b.id)
+  const { rows } = await sql<{ event_id: number, lago_payload: EventInputObject }>`
+    UPDATE usage_event_claims c
+       SET external_subscription_id = coalesce(c.external_subscription_id, s.subscription),
+           lago_payload = coalesce(c.lago_payload, s.body)
+      FROM unnest(${items.map((c) => c.id)}::bigint[], ${items.map((c) => c.claimToken)}::bigint[], ${subscriptions}::text[], ${bodies}::jsonb[])
+        AS s(id, token, subscription, body)
+     WHERE c.event_id = s.id AND c.token = s.token
+    RETURNING c.event_id, c.lago_payload`.execute(db)
+  const frozen = new Map(rows.map((r) => [r.event_id, r.lago_payload]))
+  return items.filter((c) => frozen.has(c.id)).map((c) => ({ ...c, body: frozen.get(c.id) as EventInputObject }))
 }
 
 /**
- * Lago has these events. Whoever changes a claimed event's status meanwhile (a Lago webhook, a reroute) takes its
- * claim token, so ownership is the whole guard: a status condition here would also let PostgreSQL plan the update
- * over the partial index of unsent events, which it did on a month not yet analyzed (every unsent event read).
+ * Settles claims: ends those still held with their tokens (deletes them) and updates their events, if still unsent,
+ * with `set`, moving what each claim froze into its event. Claim before event, as everyone who ends a claim does.
+ * Whoever changes a claimed event meanwhile (a Lago webhook) ends its claim or its unsent status, so ownership and
+ * that status are the whole guard. `values` are per-claim columns (`x.<name>` in `set`), in the claims' order.
+ * Returns the settled events' new statuses.
  */
-export async function markForwarded (db: Kysely<Database>, claims: Claim[]): Promise<number> {
-  if (claims.length === 0) return 0
-  const { numAffectedRows } = await pinned(db, async (trx) => await sql`
+async function settle (db: Kysely<Database>, claims: Claim[], set: RawBuilder<unknown>, values: Array<{ name: string, type: string, of: unknown[] }> = []): Promise<string[]> {
+  if (claims.length === 0) return []
+  const arrays = values.map((v) => sql`, ${v.of}::${sql.raw(v.type)}[]`)
+  const names = values.map((v) => sql`, ${sql.id(v.name)}`)
+  const { rows } = await pinned(db, async (trx) => await sql<{ status: string }>`
+    WITH x AS (
+      DELETE FROM usage_event_claims c
+       USING unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => c.claimToken)}::bigint[]${sql.join(arrays, sql``)})
+          AS s(id, token${sql.join(names, sql``)})
+       WHERE c.event_id = s.id AND c.token = s.token
+      RETURNING s.*, c.received_at, c.external_subscription_id AS frozen_subscription, c.lago_payload AS frozen_body
+    )
     UPDATE litellm_usage_events e
-       SET status = 'forwarded', processed_at = now(), attempts = attempts + 1, last_error = NULL,
-           claimed_by = NULL, lease_expires_at = NULL
-     WHERE ${owned(claims)}`.execute(trx))
-  return Number(numAffectedRows ?? 0)
+       SET ${set},
+           external_subscription_id = coalesce(e.external_subscription_id, x.frozen_subscription),
+           lago_payload = coalesce(e.lago_payload, x.frozen_body)
+      FROM x
+     WHERE e.id = x.id AND e.received_at = x.received_at AND e.status IN ('pending', 'failed')
+    RETURNING e.status`.execute(trx))
+  return rows.map((r) => r.status)
+}
+
+/** Lago has these events. */
+export async function markForwarded (db: Kysely<Database>, claims: Claim[]): Promise<number> {
+  return (await settle(db, claims, sql`status = 'forwarded', processed_at = now(), attempts = e.attempts + 1, last_error = NULL`)).length
 }
 
 /** Why an event is not in Lago: `rejected` means Lago refused it (it does not have it); `exhausted`, it may. */
@@ -166,14 +228,8 @@ export interface DeliveryError {
 
 /** Dead letters: kept with the reason, never dropped; POST /webhooks/retry brings them back. */
 export async function markDead (db: Kysely<Database>, items: Array<Claim & { error: DeliveryError }>): Promise<number> {
-  if (items.length === 0) return 0
-  const { numAffectedRows } = await pinned(db, async (trx) => await sql`
-    UPDATE litellm_usage_events e
-       SET status = 'dead', attempts = e.attempts + 1, last_error = x.error,
-           claimed_by = NULL, lease_expires_at = NULL
-      FROM unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => JSON.stringify(i.error))}::jsonb[]) AS x(id, error)
-     WHERE e.id = x.id AND ${owned(items)}`.execute(trx))
-  return Number(numAffectedRows ?? 0)
+  return (await settle(db, items, sql`status = 'dead', attempts = e.attempts + 1, last_error = x.error`,
+    [{ name: 'error', type: 'jsonb', of: items.map((i) => JSON.stringify(i.error)) }])).length
 }
 
 /**
@@ -181,30 +237,20 @@ export async function markDead (db: Kysely<Database>, items: Array<Claim & { err
  * `maxAttempts` sends have failed.
  */
 export async function scheduleRetry (db: Kysely<Database>, items: Array<Claim & { delayMs: number }>, error: DeliveryError, maxAttempts: number): Promise<{ retried: number, dead: number }> {
-  if (items.length === 0) return { retried: 0, dead: 0 }
-  const { rows } = await pinned(db, async (trx) => await sql<{ status: string }>`
-    UPDATE litellm_usage_events e
-       SET attempts = e.attempts + 1,
-           status = CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'dead' ELSE 'failed' END,
-           next_attempt_at = now() + make_interval(secs => x.delay_ms / 1000.0),
-           last_error = ${JSON.stringify(error)}::jsonb || jsonb_build_object('kind',
-             CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'exhausted' ELSE ${error.kind} END),
-           claimed_by = NULL, lease_expires_at = NULL
-      FROM unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.delayMs)}::float8[]) AS x(id, delay_ms)
-     WHERE e.id = x.id AND ${owned(items)}
-    RETURNING e.status`.execute(trx))
-  const dead = rows.filter((r) => r.status === 'dead').length
-  return { retried: rows.length - dead, dead }
+  const statuses = await settle(db, items, sql`
+    attempts = e.attempts + 1,
+    status = CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'dead' ELSE 'failed' END,
+    next_attempt_at = now() + make_interval(secs => x.delay_ms / 1000.0),
+    last_error = ${JSON.stringify(error)}::jsonb || jsonb_build_object('kind',
+      CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'exhausted' ELSE ${error.kind} END)`,
+  [{ name: 'delay_ms', type: 'float8', of: items.map((i) => i.delayMs) }])
+  const dead = statuses.filter((s) => s === 'dead').length
+  return { retried: statuses.length - dead, dead }
 }
 
 /** Gives events back without counting an attempt (Lago down, rate limited, credentials refused, shutdown). */
 export async function release (db: Kysely<Database>, claims: Claim[], delayMs = 0): Promise<number> {
-  if (claims.length === 0) return 0
-  const { numAffectedRows } = await pinned(db, async (trx) => await sql`
-    UPDATE litellm_usage_events e
-       SET claimed_by = NULL, lease_expires_at = NULL, next_attempt_at = now() + make_interval(secs => ${delayMs / 1000})
-     WHERE ${owned(claims)}`.execute(trx))
-  return Number(numAffectedRows ?? 0)
+  return (await settle(db, claims, sql`next_attempt_at = now() + make_interval(secs => ${delayMs / 1000})`)).length
 }
 
 /**
@@ -214,29 +260,24 @@ export async function release (db: Kysely<Database>, claims: Claim[], delayMs = 
 export async function releasePausedNow (db: Kysely<Database>, organization: string): Promise<number> {
   const { numAffectedRows } = await sql`
     UPDATE litellm_usage_events SET next_attempt_at = now()
-     WHERE organization_id = ${organization} AND status = 'pending' AND next_attempt_at > now()
-       AND (lease_expires_at IS NULL OR lease_expires_at < now())`.execute(db)
+     WHERE organization_id = ${organization} AND status = 'pending' AND next_attempt_at > now()`.execute(db)
   return Number(numAffectedRows ?? 0)
 }
 
-/** Every event a worker still holds (shutdown: another replica may take them at once). */
+/**
+ * Every claim a worker still holds ends now (shutdown: another replica may take its events at once). The claims
+ * stay, expired, with what they froze: the next claim of each event keeps its body.
+ */
 export async function releaseAllClaimedBy (db: Kysely<Database>, worker: string): Promise<number> {
   const { numAffectedRows } = await sql`
-    UPDATE litellm_usage_events SET claimed_by = NULL, lease_expires_at = NULL
-     WHERE claimed_by = ${worker} AND status IN ('pending', 'failed')`.execute(db)
+    UPDATE usage_event_claims SET lease_expires_at = now() WHERE worker = ${worker} AND lease_expires_at > now()`.execute(db)
   return Number(numAffectedRows ?? 0)
 }
 
 /** No subscription to send to: the events wait as `unmapped`, each with its reason, until their customer exists. */
 export async function markUnmapped (db: Kysely<Database>, items: Array<Claim & { reason: string }>): Promise<number> {
-  if (items.length === 0) return 0
-  const { numAffectedRows } = await pinned(db, async (trx) => await sql`
-    UPDATE litellm_usage_events e
-       SET status = 'unmapped', last_error = jsonb_build_object('kind', 'unmapped', 'message', x.reason),
-           claimed_by = NULL, lease_expires_at = NULL
-      FROM unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.reason)}::text[]) AS x(id, reason)
-     WHERE e.id = x.id AND ${owned(items)}`.execute(trx))
-  return Number(numAffectedRows ?? 0)
+  return (await settle(db, items, sql`status = 'unmapped', last_error = jsonb_build_object('kind', 'unmapped', 'message', x.reason)`,
+    [{ name: 'reason', type: 'text', of: items.map((i) => i.reason) }])).length
 }
 
 /**

@@ -104,20 +104,30 @@ export type LagoEventErrors = Array<{ reason: string, transactionIds: string[], 
 
 /**
  * Marks our events named by Lago as lago_error, keeping Lago's reason. Only events Lago can hold (sent at least
- * once: not unmapped nor not_billable); a claim in flight is invalidated so that it cannot overwrite the status.
+ * once: not unmapped nor not_billable). A claim in flight ends first (claim before event, as the forwarder's settle
+ * does), so that its settle cannot overwrite the status; what it froze moves into the event. Two statements, in the
+ * caller's transaction (actOn's).
  */
-export async function markLagoErrors (db: Kysely<Database>, organization: string, errors: LagoEventErrors, webhookKey: string): Promise<number> {
+export async function markLagoErrors (trx: Kysely<Database>, organization: string, errors: LagoEventErrors, webhookKey: string): Promise<number> {
   let marked = 0
   for (const { reason, transactionIds, detail } of errors) {
     if (transactionIds.length === 0) continue
     const error = JSON.stringify({ kind: 'lago_error', reason, message: `Lago cannot bill this event: ${reason}`, webhook: webhookKey, ...(detail !== undefined ? { lago: detail } : {}) })
+    const named = sql`SELECT event_id FROM usage_event_keys WHERE organization_id = ${organization} AND request_id = ANY(${transactionIds}::text[])`
+    const { rows: ended } = await sql<{ event_id: number, external_subscription_id: string | null, lago_payload: unknown }>`
+        DELETE FROM usage_event_claims WHERE organization_id = ${organization} AND event_id IN (${named})
+        RETURNING event_id, external_subscription_id, lago_payload`.execute(trx)
     const { numAffectedRows } = await sql`
-      UPDATE litellm_usage_events
-         SET status = 'lago_error', last_error = ${error}::jsonb, claim_token = claim_token + 1,
-             claimed_by = NULL, lease_expires_at = NULL
-       WHERE organization_id = ${organization}
-         AND id IN (SELECT event_id FROM usage_event_keys WHERE organization_id = ${organization} AND request_id = ANY(${transactionIds}::text[]))
-         AND status IN ('forwarded', 'pending', 'failed', 'dead')`.execute(db)
+        UPDATE litellm_usage_events e
+           SET status = 'lago_error', last_error = ${error}::jsonb,
+               external_subscription_id = coalesce(e.external_subscription_id, f.subscription),
+               lago_payload = coalesce(e.lago_payload, f.body)
+          FROM (SELECT k.event_id, c.subscription, c.body FROM (${named}) k
+                  LEFT JOIN unnest(${ended.map((c) => c.event_id)}::bigint[], ${ended.map((c) => c.external_subscription_id)}::text[],
+                                   ${ended.map((c) => c.lago_payload === null ? null : JSON.stringify(c.lago_payload))}::jsonb[]) AS c(event_id, subscription, body)
+                    ON c.event_id = k.event_id) f
+         WHERE e.organization_id = ${organization} AND e.id = f.event_id
+           AND e.status IN ('forwarded', 'pending', 'failed', 'dead')`.execute(trx)
     marked += Number(numAffectedRows ?? 0)
   }
   return marked

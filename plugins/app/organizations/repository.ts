@@ -82,7 +82,7 @@ export async function updateOrganization (db: Kysely<Database>, id: string, patc
  */
 export const ORGANIZATION_TABLES = [
   // The counts after the events: their delete trigger writes the counts' last deltas.
-  'litellm_usage_events', 'usage_event_counts', 'usage_event_hourly_counts', 'usage_event_keys', 'customer_provisioning_claims', 'customers', 'customer_mappings', 'webhook_delivery_logs',
+  'litellm_usage_events', 'usage_event_claims', 'usage_event_counts', 'usage_event_hourly_counts', 'usage_event_keys', 'customer_provisioning_claims', 'customers', 'customer_mappings', 'webhook_delivery_logs',
   'litellm_spend_ledger', 'litellm_reconciliation', 'lago_webhooks', 'lago_invoices', 'api_keys', 'ingestion_tokens',
   'organization_routes'
 ] as const

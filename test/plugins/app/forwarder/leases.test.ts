@@ -1,6 +1,7 @@
 import t from 'tap'
 import { build, seedEvent, sqlClient, uid } from '../../../helpers/app.js'
 import { ingest } from '../../../helpers/forwarding.js'
+import { markLagoErrors } from '../../../../plugins/app/lago-webhooks/repository.js'
 import { claimDueEvents, markDead, markForwarded, release, scheduleRetry } from '../../../../plugins/app/forwarder/repository.js'
 
 // The forwarder is off here (no LAGO_API_KEY): these tests drive the claim/settle functions directly.
@@ -25,17 +26,18 @@ t.test('a worker whose lease expired cannot settle events claimed again by anoth
   await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
   const stale = await claimDueEvents(app.db, { organization: 'default', worker: 'stale', limit: 4, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(stale.length, 4)
-  await db.query('UPDATE litellm_usage_events SET lease_expires_at = now() - interval \'1 second\' WHERE customer_external_id = $1', [customer])
+  await db.query('UPDATE usage_event_claims SET lease_expires_at = now() - interval \'1 second\' WHERE event_id = ANY($1::bigint[])', [stale.map((e) => e.id)])
   const fresh = await claimDueEvents(app.db, { organization: 'default', worker: 'fresh', limit: 4, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.same(fresh.map((e) => e.id), stale.map((e) => e.id), 'an expired lease is claimed again')
-  t.ok(fresh.every((e, i) => e.claimToken === stale[i].claimToken + 1), 'with a new claim token')
+  t.ok(fresh.every((e, i) => e.claimToken > stale[i].claimToken), 'with a new claim token')
 
   t.equal(await markForwarded(app.db, stale.slice(0, 1)), 0, 'stale: forwarded refused')
   t.equal(await markDead(app.db, stale.slice(1, 2).map((e) => ({ ...e, error: { kind: 'rejected' as const, message: 'x' } }))), 0, 'stale: dead refused')
   t.same(await scheduleRetry(app.db, stale.slice(2, 3).map((e) => ({ ...e, delayMs: 0 })), { kind: 'transient', message: 'x' }, 10), { retried: 0, dead: 0 }, 'stale: retry refused')
   t.equal(await release(app.db, stale.slice(3)), 0, 'stale: release refused')
-  const { rows } = await db.query('SELECT status, claimed_by, attempts FROM litellm_usage_events WHERE customer_external_id = $1', [customer])
-  t.ok(rows.every((r) => r.status === 'pending' && r.claimed_by === 'fresh' && r.attempts === 0), 'untouched')
+  const { rows } = await db.query(`SELECT e.status, c.worker, e.attempts FROM litellm_usage_events e
+    LEFT JOIN usage_event_claims c ON c.event_id = e.id WHERE e.customer_external_id = $1`, [customer])
+  t.ok(rows.length === 4 && rows.every((r) => r.status === 'pending' && r.worker === 'fresh' && r.attempts === 0), 'untouched')
   t.equal(await markForwarded(app.db, fresh), 4, 'the current owner settles')
 })
 
@@ -47,8 +49,9 @@ t.test('release gives events back without spending an attempt', async (t) => {
   await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
   const [event] = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(await release(app.db, [event], 60_000), 1)
-  const { rows } = await db.query('SELECT attempts, claimed_by, next_attempt_at > now() + interval \'50 seconds\' AS later FROM litellm_usage_events WHERE id = $1', [event.id])
-  t.same(rows, [{ attempts: 0, claimed_by: null, later: true }])
+  const { rows } = await db.query(`SELECT attempts, (SELECT count(*)::int FROM usage_event_claims WHERE event_id = e.id) AS claims,
+    next_attempt_at > now() + interval '50 seconds' AS later FROM litellm_usage_events e WHERE id = $1`, [event.id])
+  t.same(rows, [{ attempts: 0, claims: 0, later: true }])
 })
 
 t.test('a claim spanning months settles every event, down to the microsecond of its partition key', async (t) => {
@@ -78,4 +81,54 @@ t.test('a claim spanning months settles every event, down to the microsecond of 
   t.equal(await markForwarded(app.db, [...again, ...claimed.slice(1)]), 6, 'every event of both months is settled')
   const { rows } = await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1 AND status = \'forwarded\'', [customer])
   t.equal(rows[0].n, 6)
+})
+
+t.test('a Lago error webhook ends a claim in flight: its settle changes nothing, and the body it froze stays with the event', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const customer = uid('lago-error')
+  await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, `sub-${customer}`])
+  await ingest(app, Array.from({ length: 2 }, () => seedEvent({ customer_id: customer })))
+  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  const claimed = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 2, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.equal(claimed.length, 2)
+  t.ok(claimed.every((e) => e.body?.external_subscription_id === `sub-${customer}`), 'bodies frozen in the claims')
+  const { rows: before } = await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1 AND lago_payload IS NULL', [customer])
+  t.equal(before[0].n, 2, 'the events themselves untouched by the claim')
+
+  const [errored, other] = claimed
+  const marked = await app.db.transaction().execute(async (trx) => await markLagoErrors(trx, 'default', [{ reason: 'invalid_filter', transactionIds: [errored.requestId] }], 'webhook-1'))
+  t.equal(marked, 1)
+  t.equal(await markForwarded(app.db, claimed), 1, 'only the other event is settled')
+  const { rows } = await db.query(`SELECT id, status, lago_payload, external_subscription_id,
+    (SELECT count(*)::int FROM usage_event_claims WHERE event_id = e.id) AS claims FROM litellm_usage_events e WHERE customer_external_id = $1 ORDER BY id`, [customer])
+  t.same(rows.map((r) => [r.id, r.status, r.claims]), [[errored.id, 'lago_error', 0], [other.id, 'forwarded', 0]])
+  t.same(rows[0].lago_payload, errored.body, 'the errored event keeps the body Lago was sent')
+  t.same(rows[1].lago_payload, other.body, 'the forwarded one too')
+  t.ok(rows.every((r) => r.external_subscription_id === `sub-${customer}`))
+})
+
+t.test('a claim whose holder died is taken over with the body it froze, even after the customer moved to another subscription', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const customer = uid('takeover')
+  await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, 'sub-first'])
+  await ingest(app, [seedEvent({ customer_id: customer })])
+  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  const [dead] = await claimDueEvents(app.db, { organization: 'default', worker: 'dead', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.equal(dead.body?.external_subscription_id, 'sub-first')
+  // Its holder died after the send (Lago may hold this body); the customer then moved to another subscription.
+  await db.query('UPDATE usage_event_claims SET lease_expires_at = now() - interval \'1 second\' WHERE event_id = $1', [dead.id])
+  await db.query('UPDATE customers SET subscription_external_id = \'sub-second\' WHERE organization_id = \'default\' AND external_id = $1', [customer])
+
+  const [taken] = await claimDueEvents(app.db, { organization: 'default', worker: 'alive', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.equal(taken.id, dead.id)
+  t.not(taken.claimToken, dead.claimToken, 'a new token')
+  t.same(taken.body, dead.body, 'the body Lago may hold, not one for the new subscription')
+  const { rows: claims } = await db.query('SELECT worker FROM usage_event_claims WHERE event_id = $1', [dead.id])
+  t.same(claims, [{ worker: 'alive' }], 'one claim, the live one')
+  t.equal(await markForwarded(app.db, [dead]), 0, 'the dead holder cannot settle')
+  t.equal(await markForwarded(app.db, [taken]), 1)
+  const { rows } = await db.query('SELECT lago_payload, external_subscription_id FROM litellm_usage_events WHERE id = $1', [dead.id])
+  t.same(rows, [{ lago_payload: dead.body, external_subscription_id: 'sub-first' }])
 })

@@ -21,7 +21,7 @@ t.test('Lago refusing the key pauses forwarding, says so in /health, dead-letter
   const refusedProbes = (): number => sim.requests.entries({ route: '/api/v1/billable_metrics/:code' }).filter((e) => e.status === 401).length
   // A worker whose batch was already on its way when another one met the 401 gets a 401 too: once every claimed
   // event is back in the queue, no batch is in flight, and from then on only probes may go out.
-  await until(async () => (await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE customer_external_id = $1 AND claimed_by IS NOT NULL', [customer])).rows[0].n === 0, 'every claimed event released')
+  await until(async () => (await db.query('SELECT count(*)::int AS n FROM litellm_usage_events e JOIN usage_event_claims c ON c.event_id = e.id WHERE e.customer_external_id = $1', [customer])).rows[0].n === 0, 'every claimed event released')
   const refusedAtPause = refusedBatches()
   const probesAtPause = refusedProbes()
   await until(() => refusedProbes() >= probesAtPause + 3, 'three more probe intervals of the pause')

@@ -64,7 +64,7 @@ t.test('two replicas forward together; one killed mid-batch: nothing billed twic
   // Replica A holds claims (its worker ids start with its pid): with every batch slowed, it is mid-batch.
   // Claiming comes before sending: wait until one of A's claimed batches has reached the simulator, so that
   // A surely dies with a batch in flight (held but not yet answered).
-  const heldByA = async (): Promise<string[]> => (await db.query('SELECT request_id FROM litellm_usage_events WHERE request_id LIKE $1 AND claimed_by LIKE $2',
+  const heldByA = async (): Promise<string[]> => (await db.query('SELECT e.request_id FROM litellm_usage_events e JOIN usage_event_claims c ON c.event_id = e.id WHERE e.request_id LIKE $1 AND c.worker LIKE $2',
     [`${run}-%`, `${a.child.pid ?? 'none'}-%`])).rows.map((r) => r.request_id as string)
   await until(async () => (await heldByA()).some((id) => sim.requests.received.has(id)), 'replica A to have a batch in flight at Lago')
   a.child.kill('SIGKILL')
@@ -74,7 +74,7 @@ t.test('two replicas forward together; one killed mid-batch: nothing billed twic
     'SELECT status, count(*)::int AS n FROM litellm_usage_events WHERE request_id LIKE $1 GROUP BY status', [`${run}-%`])).rows.map((r) => [r.status, r.n]))
   await until(async () => (await settled()).forwarded === 3000, 'replica B to finish, including A\'s expired claims', 60_000)
   t.same(await settled(), { forwarded: 3000 }, 'nothing stuck, nothing dead')
-  const held = (await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE request_id LIKE $1 AND claimed_by IS NOT NULL', [`${run}-%`])).rows[0].n
+  const held = (await db.query('SELECT count(*)::int AS n FROM litellm_usage_events e JOIN usage_event_claims c ON c.event_id = e.id WHERE e.request_id LIKE $1', [`${run}-%`])).rows[0].n
   t.equal(held, 0, 'no claim left behind')
 
   const stored = sim.state.storedEvents().filter((e) => e.transaction_id.startsWith(`${run}-`))
