@@ -1,6 +1,6 @@
 // Load generators for npm run bench, each in a process of its own so that the process under test keeps what the
-// two CPUs can give it: wrk (Debian's `wrk`) when it is installed, else autocannon's CLI pinned to one CPU with
-// taskset. A body template's @@id@@ is replaced per request by an id unique to the run, so every event is new.
+// two CPUs can give it: wrk (Debian's `wrk`) when it is installed, else autocannon pinned to one CPU with taskset;
+// at a fixed rate, paced-worker.ts (requests spread evenly, latency from when each was due), pinned the same way. A body template's @@id@@ is replaced per request by an id unique to the run, so every event is new.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -25,7 +25,7 @@ export interface LoadOptions {
   body: string
   connections: number
   seconds: number
-  /** Requests per second for the whole run (autocannon only: wrk cannot hold a rate); undefined: as fast as it goes. */
+  /** Requests per second for the whole run, spread evenly (paced-worker.ts); undefined: as fast as it goes. */
   rate?: number
   /** Prefix of the unique ids (the run and scenario). */
   idPrefix: string
@@ -41,7 +41,17 @@ const tasksetAvailable = (): boolean => which('taskset')
 
 export function loaderName (rate?: number): string {
   if (rate === undefined && wrkAvailable()) return 'wrk'
-  return tasksetAvailable() ? 'autocannon (own process, taskset CPU 1)' : 'autocannon (own process)'
+  const name = rate === undefined ? 'autocannon' : 'paced open loop'
+  return tasksetAvailable() ? `${name} (own process, taskset CPU 1)` : `${name} (own process)`
+}
+
+/** Runs one of the Node load generators here (its options through a file: a batch body is too long for argv). */
+async function runWorker (file: string, opts: LoadOptions): Promise<string> {
+  const optionsFile = path.join(mkdtempSync(path.join(tmpdir(), 'lai-bench-')), 'options.json')
+  writeFileSync(optionsFile, JSON.stringify(opts))
+  const args = [path.join(import.meta.dirname, file), optionsFile]
+  const out = tasksetAvailable() ? await run('taskset', ['-c', '1', process.execPath, ...args]) : await run(process.execPath, args)
+  return out.trim().split('\n').at(-1) ?? '{}'
 }
 
 async function run (command: string, args: string[]): Promise<string> {
@@ -109,13 +119,7 @@ async function withWrk (opts: LoadOptions): Promise<LoadResult> {
 }
 
 async function withAutocannon (opts: LoadOptions): Promise<LoadResult> {
-  const worker = path.join(import.meta.dirname, 'autocannon-worker.js')
-  // The options through a file: a batch body of 500 events is too long for an argument (E2BIG).
-  const optionsFile = path.join(mkdtempSync(path.join(tmpdir(), 'lai-bench-')), 'options.json')
-  writeFileSync(optionsFile, JSON.stringify(opts))
-  const args = [worker, optionsFile]
-  const out = tasksetAvailable() ? await run('taskset', ['-c', '1', process.execPath, ...args]) : await run(process.execPath, args)
-  const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as {
+  const r = JSON.parse(await runWorker('autocannon-worker.js', opts)) as {
     requests: { total: number, average: number },
     duration: number,
     '2xx': number,
@@ -136,7 +140,13 @@ async function withAutocannon (opts: LoadOptions): Promise<LoadResult> {
   }
 }
 
-/** Drives one endpoint with the best loader available (autocannon whenever a fixed rate is asked for). */
+async function paced (opts: LoadOptions & { rate: number }): Promise<LoadResult> {
+  const r = JSON.parse(await runWorker('paced-worker.js', opts)) as { requests: number, seconds: number, ok: number, errors: number, p50: number, p99: number }
+  return { loader: loaderName(opts.rate), requests: r.requests, seconds: r.seconds, reqPerSec: r.requests / r.seconds, ok: r.ok, errors: r.errors, p50: r.p50, p99: r.p99 }
+}
+
+/** Drives one endpoint: at a fixed rate paced-worker.ts, else the best loader available. */
 export async function load (opts: LoadOptions): Promise<LoadResult> {
-  return opts.rate === undefined && wrkAvailable() ? await withWrk(opts) : await withAutocannon(opts)
+  if (opts.rate !== undefined) return await paced({ ...opts, rate: opts.rate })
+  return wrkAvailable() ? await withWrk(opts) : await withAutocannon(opts)
 }

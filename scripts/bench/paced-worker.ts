@@ -1,0 +1,66 @@
+// The fixed-rate load generator of npm run bench (mixed), run as a process of its own (pinned to one CPU by the
+// caller). autocannon's rate is a per-connection quota per second: every connection sends as fast as it can until
+// its quota is spent, then waits for the next second, so "half the maximum" arrived as the maximum for half of each
+// second. Here requests are spread evenly (request i is due at start + i / rate) over `connections` keep-alive
+// connections, and each latency counts from when its request was due, not from when a connection was free to send
+// it (no coordinated omission: a stall of the server shows in every request it delayed). The first WARM_UP_SECONDS
+// are not counted: this process's connections and code, and the service's (a service just started queued 400-600 ms
+// of requests in its first second at 4,500 req/s and took two more to catch up; warm, its p99 was 21 ms). Reads its options from the JSON file named by argv[2], prints the result as JSON.
+import { readFileSync } from 'node:fs'
+import { Pool } from 'undici'
+
+const opts = JSON.parse(readFileSync(process.argv[2], 'utf8')) as { url: string, path: string, body: string, connections: number, seconds: number, rate: number, idPrefix: string }
+const pool = new Pool(opts.url, { connections: opts.connections, pipelining: 1 })
+const WARM_UP_SECONDS = 3
+const warmUp = Math.round(opts.rate * WARM_UP_SECONDS)
+const total = warmUp + Math.round(opts.rate * opts.seconds)
+const latencies = new Float64Array(total)
+/** How late each request left this process (its own lag, part of the latency): reported, so that it can be told apart. */
+const lags = new Float64Array(total)
+let ok = 0
+let errors = 0
+
+async function send (i: number, due: number): Promise<void> {
+  lags[i] = performance.now() - due
+  try {
+    const { statusCode, body } = await pool.request({
+      method: 'POST',
+      path: opts.path,
+      headers: { 'content-type': 'application/json' },
+      body: opts.body.replaceAll('@@id@@', `${opts.idPrefix}-${i}`)
+    })
+    await body.dump()
+    if (i < warmUp) return
+    if (statusCode >= 200 && statusCode < 300) ok++
+    else errors++
+  } catch {
+    if (i >= warmUp) errors++
+  }
+  latencies[i] = performance.now() - due
+}
+
+const start = performance.now()
+const measuredFrom = start + WARM_UP_SECONDS * 1000
+const inFlight: Array<Promise<void>> = []
+let next = 0
+await new Promise<void>((resolve) => {
+  const tick = (): void => {
+    const now = performance.now()
+    for (; next < total && start + next * 1000 / opts.rate <= now; next++) inFlight.push(send(next, start + next * 1000 / opts.rate))
+    if (next < total) setTimeout(tick, 1)
+    else resolve()
+  }
+  tick()
+})
+await Promise.all(inFlight)
+const seconds = (performance.now() - measuredFrom) / 1000
+await pool.close()
+
+const percentile = (values: Float64Array, p: number): number => {
+  const sorted = Array.from(values).sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)]
+}
+const measured = { latencies: latencies.subarray(warmUp), lags: lags.subarray(warmUp) }
+process.stdout.write(`${JSON.stringify({
+  requests: total - warmUp, seconds, ok, errors, p50: percentile(measured.latencies, 50), p99: percentile(measured.latencies, 99), sendLagP99: percentile(measured.lags, 99)
+})}\n`)
