@@ -373,12 +373,25 @@ async function drains (): Promise<void> {
   }
 }
 
+/**
+ * Each p99 of the mixed scenario starts from a checkpoint just taken: one that the seeding's WAL set off would
+ * otherwise write its pages (and make every first change of a page log it whole) during one run and not the other.
+ */
+async function checkpoint (databaseUrl: string): Promise<void> {
+  try {
+    await query(databaseUrl, 'CHECKPOINT')
+  } catch (err) {
+    console.log(`  (no CHECKPOINT before the run: ${err instanceof Error ? err.message : String(err)})`)
+  }
+}
+
 async function mixed (): Promise<void> {
   const rate = Math.round(num('BENCH_MIXED_RATE', (singleMax ?? 4000) / 2))
   console.log(`mixed: ${fmt(rate)} req/s (50 % of the single-event maximum), alone then while draining ${fmt(mixedBacklog)} events`)
   await withDatabase(`lai_bench_mixed_${runId}`, async (databaseUrl) => {
     await migrate(databaseUrl)
     const alone = await start(serverJs, serviceEnv(databaseUrl, { FORWARDER_ENABLED: 'false' }))
+    await checkpoint(databaseUrl)
     const a = await drive(alone.url, '/webhooks/litellm', singleBody, connections, 'mixed-alone', rate)
     await stop(alone.child)
     await seedBacklog(databaseUrl, mixedBacklog, 'mixed-backlog-')
@@ -387,6 +400,7 @@ async function mixed (): Promise<void> {
     const forwarding = await start(serverJs, serviceEnv(databaseUrl, { LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey }))
     // Let the forwarder reach its pace before the load starts.
     while (sim.state.eventCount < 1000) await new Promise((resolve) => setTimeout(resolve, 20))
+    await checkpoint(databaseUrl)
     const before = sim.state.eventCount
     const driving = performance.now()
     const b = await drive(forwarding.url, '/webhooks/litellm', singleBody, connections, 'mixed-forwarding', rate)
