@@ -237,8 +237,8 @@ export class Forwarder {
    * A batch of the organization's due events, claimed by this replica. Claims of one organization are taken one at
    * a time, each after the previous one committed: claims taken at once picked the same events (each read before
    * the other committed), and the later one, finding them claimed, took another pass while it held their rows locked
-   * and kept the earlier one's settle waiting. Each claim takes CLAIM_AHEAD batches; the workers after it take the
-   * rest without a claim of their own.
+   * and kept the earlier one's settle waiting. Each claim takes CLAIM_AHEAD batches (one while ingestion writes); the
+   * workers after it take the rest without a claim of their own.
    */
   async #claim (lane: Lane): Promise<ClaimedEvent[]> {
     const { organization } = lane
@@ -250,7 +250,10 @@ export class Forwarder {
         await release(this.#o.db, next.batch)
       }
       const size = this.#o.batchSize
-      const events = await claimDueEvents(this.#o.db, { organization, worker: this.worker, limit: size * CLAIM_AHEAD, leaseMs: this.#o.leaseMs, metricCode: lane.metricCode })
+      // While ingestion writes, one batch: a claim of four is a longer burst of work for PostgreSQL to put ahead of
+      // ingestion's commits.
+      const batches = this.#o.ingestionWriting?.() === true ? 1 : CLAIM_AHEAD
+      const events = await claimDueEvents(this.#o.db, { organization, worker: this.worker, limit: size * batches, leaseMs: this.#o.leaseMs, metricCode: lane.metricCode })
       const claimedAt = Date.now()
       for (let i = size; i < events.length; i += size) ahead.push({ batch: events.slice(i, i + size), claimedAt })
       this.#claimedAhead.set(organization, ahead)
