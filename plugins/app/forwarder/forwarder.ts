@@ -69,6 +69,9 @@ export interface ForwarderState {
 /** What a batch is sent with: its organization, that organization's Lago client and metric code. */
 interface Lane { organization: string, lago: LagoEventsApi, metricCode: string }
 
+/** Batches one claim takes: one for the worker that claims, the rest for the next workers of the organization. */
+const CLAIM_AHEAD = 4
+
 /**
  * Sends stored usage events to Lago, batch by batch, each event exactly once in effect, each organization's
  * events to its own Lago organization:
@@ -84,9 +87,6 @@ interface Lane { organization: string, lago: LagoEventsApi, metricCode: string }
  *   attempts are spent meanwhile, and the other organizations keep forwarding;
  * - an event Lago rejects (per-index 4xx in an atomic batch) is dead-lettered alone, the rest is resent.
  */
-/** Batches one claim takes: one for the worker that claims, the rest for the next workers of the organization. */
-const CLAIM_AHEAD = 4
-
 export class Forwarder {
   readonly worker = `${process.pid}-${randomUUID().slice(0, 8)}`
   readonly #o: ForwarderOptions
