@@ -245,8 +245,9 @@ export class Forwarder {
     const take = async (): Promise<ClaimedEvent[]> => {
       const ahead = this.#claimedAhead.get(organization) ?? []
       for (let next = ahead.shift(); next !== undefined; next = ahead.shift()) {
-        // Claimed ahead before a pause, say: its lease may be running out, so it goes back instead.
-        if (Date.now() - next.claimedAt < this.#o.leaseMs / 2) return next.batch
+        // Claimed ahead before a pause, say: it goes back rather than start its send with less than 90 % of its
+        // lease (a send that isolates a refused event one by one can take long).
+        if (Date.now() - next.claimedAt < this.#o.leaseMs / 10) return next.batch
         await release(this.#o.db, next.batch)
       }
       const size = this.#o.batchSize

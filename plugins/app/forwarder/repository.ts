@@ -28,10 +28,8 @@ type DueRow = UsageEventForLago & {
   attempts: number
   lago_payload: EventInputObject | null
   known_subscription: string | null
-  /** The claim whose holder died, if any: taken over, with what it froze. */
+  /** The token of the expired claim of the event, if any (its holder died, or ran out of time): taken over. */
   expired_token: number | null
-  expired_subscription: string | null
-  expired_body: EventInputObject | null
 }
 
 /**
@@ -43,7 +41,7 @@ type DueRow = UsageEventForLago & {
 export const dueEvents = (organization: string, limit: number, passed: readonly number[] = []) => sql`
   SELECT e.id, e.request_id, e.customer_external_id, e.received_at::text AS received_at, e.attempts, e.lago_payload,
          e.external_subscription_id, e."timestamp", e.cost_usd, e.tokens_input, e.tokens_output, e.total_tokens, e.model, e.provider,
-         x.token AS expired_token, x.external_subscription_id AS expired_subscription, x.lago_payload AS expired_body
+         x.token AS expired_token
     FROM litellm_usage_events e
     LEFT JOIN usage_event_claims x ON x.event_id = e.id
    WHERE e.organization_id = ${organization} AND e.status IN ('pending', 'failed') AND e.next_attempt_at <= now()
@@ -87,18 +85,17 @@ export async function claimDueEvents (db: Kysely<Database>, opts: { organization
         SELECT e.*, coalesce(e.external_subscription_id, c.subscription_external_id) AS known_subscription
           FROM e LEFT JOIN customers c ON c.organization_id = ${opts.organization} AND c.external_id = e.customer_external_id`.execute(trx)
       if (due.length === 0) break
-      const bodies = due.map((r) => r.lago_payload ?? frozenBody(r, opts.metricCode))
-      const claimed = await insertClaims(trx, due, bodies, opts)
-      for (const [i, r] of due.entries()) {
-        const token = claimed.get(r.id)
-        if (token === undefined) continue
+      const claimed = await insertClaims(trx, due, opts)
+      for (const r of due) {
+        const claim = claimed.get(r.id)
+        if (claim === undefined) continue
         events.push({
           id: r.id,
           requestId: r.request_id,
           customerExternalId: r.customer_external_id,
-          claimToken: token,
+          claimToken: claim.token,
           attempts: r.attempts,
-          body: bodies[i],
+          body: r.lago_payload ?? claim.body,
           event: eventForLago(r)
         })
       }
@@ -111,43 +108,42 @@ export async function claimDueEvents (db: Kysely<Database>, opts: { organization
 }
 
 /**
- * Inserts the claims of these events; returns the tokens of those it got. An expired claim (its holder died) ends
- * first, by its token, and its frozen body carries over: Lago may hold it. An event another claim took meanwhile is
- * left to it (DO NOTHING, which does not wait on that claim's row either).
+ * Inserts the claims of these events; returns the token and body of those it got. An expired claim ends first, by
+ * its token, and what it froze carries over (Lago may hold it): read from the DELETE, which sees the claim as its
+ * holder last left it (a body frozen after this claim's snapshot included). An event another claim took meanwhile is
+ * left to it: ON CONFLICT DO NOTHING (which waits for a claim of it being inserted or deleted at that moment).
  */
-async function insertClaims (trx: Kysely<Database>, due: DueRow[], bodies: Array<EventInputObject | null>, opts: { organization: string, worker: string, leaseMs: number }): Promise<Map<number, number>> {
+async function insertClaims (trx: Kysely<Database>, due: DueRow[], opts: { organization: string, worker: string, leaseMs: number, metricCode: string }): Promise<Map<number, { token: number, body: EventInputObject | null }>> {
   const expired = due.filter((r) => r.expired_token !== null)
+  const takenOver = new Map<number, { subscription: string | null, body: EventInputObject | null }>()
   if (expired.length > 0) {
-    await sql`
+    const { rows } = await sql<{ event_id: number, external_subscription_id: string | null, lago_payload: EventInputObject | null }>`
       DELETE FROM usage_event_claims c USING unnest(${expired.map((r) => r.id)}::bigint[], ${expired.map((r) => r.expired_token)}::bigint[]) AS s(id, token)
-       WHERE c.event_id = s.id AND c.token = s.token`.execute(trx)
+       WHERE c.event_id = s.id AND c.token = s.token
+      RETURNING c.event_id, c.external_subscription_id, c.lago_payload`.execute(trx)
+    for (const r of rows) takenOver.set(r.event_id, { subscription: r.external_subscription_id, body: r.lago_payload })
   }
-  // Only what this claim freezes: a body already in the event stays there.
-  const subscriptions: Array<string | null> = []
-  const frozen: Array<string | null> = []
-  for (const [i, r] of due.entries()) {
-    const body = r.lago_payload === null ? bodies[i] : null
-    subscriptions.push(body === null ? null : r.expired_body !== null ? r.expired_subscription : r.known_subscription)
-    frozen.push(body === null ? null : JSON.stringify(body))
-  }
+  // An expired claim another claim ended first: that one has the event.
+  const claimable = due.filter((r) => r.expired_token === null || takenOver.has(r.id))
+  // What this claim freezes (a body already in the event stays there): the expired claim's, else one built for the
+  // customer's known subscription, else none (the forwarder looks the subscription up).
+  const frozen = claimable.map((r): { subscription: string | null, body: EventInputObject | null } => {
+    if (r.lago_payload !== null) return { subscription: null, body: null }
+    const previous = takenOver.get(r.id)
+    if (previous?.body != null) return previous
+    if (r.known_subscription === null) return { subscription: null, body: null }
+    return { subscription: r.known_subscription, body: lagoEventBody(eventForLago(r), r.known_subscription, opts.metricCode) }
+  })
   const { rows } = await sql<{ event_id: number, token: number }>`
     INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at, external_subscription_id, lago_payload)
     SELECT s.id, s.received_at, ${opts.organization}, ${opts.worker}, now() + make_interval(secs => ${opts.leaseMs / 1000}), s.subscription, s.body
-      FROM unnest(${due.map((r) => r.id)}::bigint[], ${due.map((r) => r.received_at)}::timestamptz[], ${subscriptions}::text[], ${frozen}::jsonb[])
+      FROM unnest(${claimable.map((r) => r.id)}::bigint[], ${claimable.map((r) => r.received_at)}::timestamptz[],
+                  ${frozen.map((f) => f.body === null ? null : f.subscription)}::text[], ${frozen.map((f) => f.body === null ? null : JSON.stringify(f.body))}::jsonb[])
         AS s(id, received_at, subscription, body)
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id, token`.execute(trx)
-  return new Map(rows.map((r) => [r.event_id, r.token]))
-}
-
-/**
- * The body this claim freezes for an event that has none yet: the one an expired claim froze, else one built for
- * its customer's known subscription, else none (the forwarder looks the subscription up).
- */
-function frozenBody (r: DueRow, metricCode: string): EventInputObject | null {
-  if (r.expired_body !== null) return r.expired_body
-  if (r.known_subscription === null) return null
-  return lagoEventBody(eventForLago(r), r.known_subscription, metricCode)
+  const bodyOf = new Map(claimable.map((r, i) => [r.id, frozen[i].body]))
+  return new Map(rows.map((r) => [r.event_id, { token: r.token, body: bodyOf.get(r.event_id) ?? null }]))
 }
 
 const eventForLago = (r: UsageEventForLago): UsageEventForLago => ({
@@ -182,38 +178,49 @@ export async function freezeBodies (db: Kysely<Database>, claims: ClaimedEvent[]
   return items.filter((c) => frozen.has(c.id)).map((c) => ({ ...c, body: frozen.get(c.id) as EventInputObject }))
 }
 
+/** A column an event's settle sets, and to what (an expression over the event `e` and the claim's values `x`). */
+type Assignment = [column: string, value: RawBuilder<unknown>]
+
 /**
- * Settles claims: ends those still held with their tokens (deletes them) and updates their events, if still unsent,
- * with `set`, moving what each claim froze into its event. Claim before event, as everyone who ends a claim does.
- * Whoever changes a claimed event meanwhile (a Lago webhook) ends its claim or its unsent status, so ownership and
- * that status are the whole guard. `values` are per-claim columns (`x.<name>` in `set`), in the claims' order.
- * Returns the settled events' new statuses.
+ * Settles claims: ends those still held with their tokens (deletes them) and, for each event still unsent, applies
+ * `set`. Whatever the event's status, what its claim froze moves into it: an event a Lago webhook marked meanwhile
+ * keeps the body Lago was sent. A claim whose event is not in the table (its month detached by retention, which
+ * puts unsent events back) is kept, body and all, for whoever claims the event next.
+ *
+ * Locks go claim, then event, as the Lago webhook's do; a claim takes them the other way (the event, then an
+ * expired claim of it), so a takeover and a late settle of the claim it takes over can deadlock. PostgreSQL then
+ * aborts one: the settle's events are sent again with the same body, or the claim comes again.
+ * `values` are per-claim columns (`x.<name>` in `set`), in the claims' order. Returns the statuses the events were
+ * left at (those no longer unsent keep theirs, which is never the settle's own: lago_error, say).
  */
-async function settle (db: Kysely<Database>, claims: Claim[], set: RawBuilder<unknown>, values: Array<{ name: string, type: string, of: unknown[] }> = []): Promise<string[]> {
+async function settle (db: Kysely<Database>, claims: Claim[], set: Assignment[], values: Array<{ name: string, type: string, of: unknown[] }> = []): Promise<string[]> {
   if (claims.length === 0) return []
   const arrays = values.map((v) => sql`, ${v.of}::${sql.raw(v.type)}[]`)
   const names = values.map((v) => sql`, ${sql.id(v.name)}`)
+  const assignments = set.map(([column, value]) =>
+    sql`${sql.id(column)} = CASE WHEN e.status IN ('pending', 'failed') THEN ${value} ELSE e.${sql.id(column)} END`)
   const { rows } = await pinned(db, async (trx) => await sql<{ status: string }>`
     WITH x AS (
       DELETE FROM usage_event_claims c
        USING unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => c.claimToken)}::bigint[]${sql.join(arrays, sql``)})
-          AS s(id, token${sql.join(names, sql``)})
-       WHERE c.event_id = s.id AND c.token = s.token
+          AS s(id, token${sql.join(names, sql``)}), litellm_usage_events ev
+       WHERE c.event_id = s.id AND c.token = s.token AND ev.id = c.event_id AND ev.received_at = c.received_at
       RETURNING s.*, c.received_at, c.external_subscription_id AS frozen_subscription, c.lago_payload AS frozen_body
     )
     UPDATE litellm_usage_events e
-       SET ${set},
+       SET ${sql.join(assignments)},
            external_subscription_id = coalesce(e.external_subscription_id, x.frozen_subscription),
            lago_payload = coalesce(e.lago_payload, x.frozen_body)
       FROM x
-     WHERE e.id = x.id AND e.received_at = x.received_at AND e.status IN ('pending', 'failed')
+     WHERE e.id = x.id AND e.received_at = x.received_at
     RETURNING e.status`.execute(trx))
   return rows.map((r) => r.status)
 }
 
 /** Lago has these events. */
 export async function markForwarded (db: Kysely<Database>, claims: Claim[]): Promise<number> {
-  return (await settle(db, claims, sql`status = 'forwarded', processed_at = now(), attempts = e.attempts + 1, last_error = NULL`)).length
+  const statuses = await settle(db, claims, [['status', sql`'forwarded'`], ['processed_at', sql`now()`], ['attempts', sql`e.attempts + 1`], ['last_error', sql`NULL`]])
+  return statuses.filter((s) => s === 'forwarded').length
 }
 
 /** Why an event is not in Lago: `rejected` means Lago refused it (it does not have it); `exhausted`, it may. */
@@ -228,8 +235,9 @@ export interface DeliveryError {
 
 /** Dead letters: kept with the reason, never dropped; POST /webhooks/retry brings them back. */
 export async function markDead (db: Kysely<Database>, items: Array<Claim & { error: DeliveryError }>): Promise<number> {
-  return (await settle(db, items, sql`status = 'dead', attempts = e.attempts + 1, last_error = x.error`,
-    [{ name: 'error', type: 'jsonb', of: items.map((i) => JSON.stringify(i.error)) }])).length
+  const statuses = await settle(db, items, [['status', sql`'dead'`], ['attempts', sql`e.attempts + 1`], ['last_error', sql`x.error`]],
+    [{ name: 'error', type: 'jsonb', of: items.map((i) => JSON.stringify(i.error)) }])
+  return statuses.filter((s) => s === 'dead').length
 }
 
 /**
@@ -237,20 +245,20 @@ export async function markDead (db: Kysely<Database>, items: Array<Claim & { err
  * `maxAttempts` sends have failed.
  */
 export async function scheduleRetry (db: Kysely<Database>, items: Array<Claim & { delayMs: number }>, error: DeliveryError, maxAttempts: number): Promise<{ retried: number, dead: number }> {
-  const statuses = await settle(db, items, sql`
-    attempts = e.attempts + 1,
-    status = CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'dead' ELSE 'failed' END,
-    next_attempt_at = now() + make_interval(secs => x.delay_ms / 1000.0),
-    last_error = ${JSON.stringify(error)}::jsonb || jsonb_build_object('kind',
-      CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'exhausted' ELSE ${error.kind} END)`,
-  [{ name: 'delay_ms', type: 'float8', of: items.map((i) => i.delayMs) }])
-  const dead = statuses.filter((s) => s === 'dead').length
-  return { retried: statuses.length - dead, dead }
+  const statuses = await settle(db, items, [
+    ['attempts', sql`e.attempts + 1`],
+    ['status', sql`CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'dead' ELSE 'failed' END`],
+    ['next_attempt_at', sql`now() + make_interval(secs => x.delay_ms / 1000.0)`],
+    ['last_error', sql`${JSON.stringify(error)}::jsonb || jsonb_build_object('kind',
+      CASE WHEN e.attempts + 1 >= ${maxAttempts} THEN 'exhausted' ELSE ${error.kind} END)`]
+  ], [{ name: 'delay_ms', type: 'float8', of: items.map((i) => i.delayMs) }])
+  return { retried: statuses.filter((s) => s === 'failed').length, dead: statuses.filter((s) => s === 'dead').length }
 }
 
 /** Gives events back without counting an attempt (Lago down, rate limited, credentials refused, shutdown). */
 export async function release (db: Kysely<Database>, claims: Claim[], delayMs = 0): Promise<number> {
-  return (await settle(db, claims, sql`next_attempt_at = now() + make_interval(secs => ${delayMs / 1000})`)).length
+  const statuses = await settle(db, claims, [['next_attempt_at', sql`now() + make_interval(secs => ${delayMs / 1000})`]])
+  return statuses.filter((s) => s === 'pending' || s === 'failed').length
 }
 
 /**
@@ -276,8 +284,9 @@ export async function releaseAllClaimedBy (db: Kysely<Database>, worker: string)
 
 /** No subscription to send to: the events wait as `unmapped`, each with its reason, until their customer exists. */
 export async function markUnmapped (db: Kysely<Database>, items: Array<Claim & { reason: string }>): Promise<number> {
-  return (await settle(db, items, sql`status = 'unmapped', last_error = jsonb_build_object('kind', 'unmapped', 'message', x.reason)`,
-    [{ name: 'reason', type: 'text', of: items.map((i) => i.reason) }])).length
+  const statuses = await settle(db, items, [['status', sql`'unmapped'`], ['last_error', sql`jsonb_build_object('kind', 'unmapped', 'message', x.reason)`]],
+    [{ name: 'reason', type: 'text', of: items.map((i) => i.reason) }])
+  return statuses.filter((s) => s === 'unmapped').length
 }
 
 /**

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { build, seedEvent, sqlClient, uid } from '../../../helpers/app.js'
-import { ingest } from '../../../helpers/forwarding.js'
+import { ingest, until } from '../../../helpers/forwarding.js'
 import { markLagoErrors } from '../../../../plugins/app/lago-webhooks/repository.js'
 import { claimDueEvents, markDead, markForwarded, release, scheduleRetry } from '../../../../plugins/app/forwarder/repository.js'
 
@@ -131,4 +131,62 @@ t.test('a claim whose holder died is taken over with the body it froze, even aft
   t.equal(await markForwarded(app.db, [taken]), 1)
   const { rows } = await db.query('SELECT lago_payload, external_subscription_id FROM litellm_usage_events WHERE id = $1', [dead.id])
   t.same(rows, [{ lago_payload: dead.body, external_subscription_id: 'sub-first' }])
+})
+
+t.test('a takeover carries over the body its holder froze after the takeover\'s snapshot, not one built anew', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const holder = await sqlClient(t)
+  const customer = uid('late-freeze')
+  await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, 'sub-in-the-database'])
+  await ingest(app, [seedEvent({ customer_id: customer })])
+  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  // The holder's claim has no body yet (its subscription was being looked up in Lago) and its lease ran out.
+  const { rows: [event] } = await db.query('SELECT id FROM litellm_usage_events WHERE customer_external_id = $1', [customer])
+  await db.query(`INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at)
+    SELECT id, received_at, 'default', 'holder', now() - interval '1 second' FROM litellm_usage_events WHERE id = $1`, [event.id])
+  // The holder freezes the body Lago's lookup gave it, and commits only once the takeover has read the claim.
+  const lagoBody = { transaction_id: 'from-the-holder', external_subscription_id: 'sub-from-lago' }
+  await holder.query('BEGIN')
+  await holder.query('UPDATE usage_event_claims SET external_subscription_id = \'sub-from-lago\', lago_payload = $2 WHERE event_id = $1', [event.id, JSON.stringify(lagoBody)])
+  const takeover = claimDueEvents(app.db, { organization: 'default', worker: 'next', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
+  await until(async () => (await db.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = \'Lock\' AND query LIKE \'%DELETE FROM usage_event_claims%\'')).rows[0].n > 0, 'the takeover to wait for the holder\'s claim')
+  await holder.query('COMMIT')
+  const [taken] = await takeover
+  t.equal(taken?.id, Number(event.id))
+  t.same(taken?.body, lagoBody, 'the body the holder may have sent')
+  t.equal(await markForwarded(app.db, [taken]), 1)
+  const { rows } = await db.query('SELECT external_subscription_id, lago_payload FROM litellm_usage_events WHERE id = $1', [event.id])
+  t.same(rows, [{ external_subscription_id: 'sub-from-lago', lago_payload: lagoBody }])
+})
+
+t.test('a settle whose event is out of the table (its month detached by retention) keeps the claim and its body', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const customer = uid('detached')
+  await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, 'sub-first'])
+  await ingest(app, [seedEvent({ customer_id: customer })])
+  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  // The event in a month of its own, made here by hand, three months back.
+  const now = new Date()
+  const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 3, 1))
+  const next = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 2, 1))
+  const part = `litellm_usage_events_y${month.getUTCFullYear()}m${String(month.getUTCMonth() + 1).padStart(2, '0')}`
+  await db.query(`CREATE TABLE IF NOT EXISTS ${part} PARTITION OF litellm_usage_events FOR VALUES FROM ('${month.toISOString()}') TO ('${next.toISOString()}')`)
+  await db.query('UPDATE litellm_usage_events SET received_at = $2::timestamptz + interval \'1 day\' WHERE customer_external_id = $1', [customer, month])
+  const [claimed] = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.equal(claimed.body?.external_subscription_id, 'sub-first')
+
+  await db.query(`ALTER TABLE litellm_usage_events DETACH PARTITION ${part}`)
+  t.teardown(async () => { await db.query(`DROP TABLE IF EXISTS ${part}`) })
+  t.equal(await markForwarded(app.db, [claimed]), 0, 'nothing to settle')
+  const { rows: kept } = await db.query('SELECT lago_payload FROM usage_event_claims WHERE event_id = $1', [claimed.id])
+  t.same(kept, [{ lago_payload: claimed.body }], 'the claim stays, with the body Lago may hold')
+
+  // Back in the table (as retention puts unsent events back), the customer moved meanwhile: the body carries over.
+  await db.query(`ALTER TABLE litellm_usage_events ATTACH PARTITION ${part} FOR VALUES FROM ('${month.toISOString()}') TO ('${next.toISOString()}')`)
+  await db.query('UPDATE customers SET subscription_external_id = \'sub-second\' WHERE organization_id = \'default\' AND external_id = $1', [customer])
+  await db.query('UPDATE usage_event_claims SET lease_expires_at = now() - interval \'1 second\' WHERE event_id = $1', [claimed.id])
+  const [again] = await claimDueEvents(app.db, { organization: 'default', worker: 'w2', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.same(again?.body, claimed.body)
 })
