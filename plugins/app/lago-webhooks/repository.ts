@@ -105,8 +105,8 @@ export type LagoEventErrors = Array<{ reason: string, transactionIds: string[], 
 /**
  * Marks our events named by Lago as lago_error, keeping Lago's reason. Only events Lago can hold (sent at least
  * once: not unmapped nor not_billable). A claim in flight ends first (claim before event, as the forwarder's settle
- * does), so that its settle cannot overwrite the status; what it froze moves into the event. Two statements, in the
- * caller's transaction (actOn's).
+ * does), so that its settle cannot overwrite the status; what it froze moves into the event, whatever the event's
+ * status. Three statements, in the caller's transaction (actOn's).
  */
 export async function markLagoErrors (trx: Kysely<Database>, organization: string, errors: LagoEventErrors, webhookKey: string): Promise<number> {
   let marked = 0
@@ -114,9 +114,12 @@ export async function markLagoErrors (trx: Kysely<Database>, organization: strin
     if (transactionIds.length === 0) continue
     const error = JSON.stringify({ kind: 'lago_error', reason, message: `Lago cannot bill this event: ${reason}`, webhook: webhookKey, ...(detail !== undefined ? { lago: detail } : {}) })
     const named = sql`SELECT event_id FROM usage_event_keys WHERE organization_id = ${organization} AND request_id = ANY(${transactionIds}::text[])`
-    const { rows: ended } = await sql<{ event_id: number, external_subscription_id: string | null, lago_payload: unknown }>`
-        DELETE FROM usage_event_claims WHERE organization_id = ${organization} AND event_id IN (${named})
-        RETURNING event_id, external_subscription_id, lago_payload`.execute(trx)
+    // Only claims whose event is in the table (a month detached by retention comes back later, and its claims with
+    // their bodies must wait for it).
+    const { rows: ended } = await sql<{ event_id: number, received_at: string, external_subscription_id: string | null, lago_payload: unknown }>`
+        DELETE FROM usage_event_claims c USING litellm_usage_events e
+         WHERE c.organization_id = ${organization} AND c.event_id IN (${named}) AND e.id = c.event_id AND e.received_at = c.received_at
+        RETURNING c.event_id, c.received_at::text AS received_at, c.external_subscription_id, c.lago_payload`.execute(trx)
     const { numAffectedRows } = await sql`
         UPDATE litellm_usage_events e
            SET status = 'lago_error', last_error = ${error}::jsonb,
@@ -129,6 +132,16 @@ export async function markLagoErrors (trx: Kysely<Database>, organization: strin
          WHERE e.organization_id = ${organization} AND e.id = f.event_id
            AND e.status IN ('forwarded', 'pending', 'failed', 'dead')`.execute(trx)
     marked += Number(numAffectedRows ?? 0)
+    // An ended claim of an event not marked here (marked by an earlier webhook already): its body moves in all the same.
+    if (ended.length > 0) {
+      await sql`
+        UPDATE litellm_usage_events e
+           SET external_subscription_id = coalesce(e.external_subscription_id, c.subscription), lago_payload = coalesce(e.lago_payload, c.body)
+          FROM unnest(${ended.map((c) => c.event_id)}::bigint[], ${ended.map((c) => c.received_at)}::timestamptz[], ${ended.map((c) => c.external_subscription_id)}::text[],
+                      ${ended.map((c) => c.lago_payload === null ? null : JSON.stringify(c.lago_payload))}::jsonb[]) AS c(event_id, received_at, subscription, body)
+         WHERE e.id = c.event_id AND e.received_at = c.received_at AND e.status NOT IN ('forwarded', 'pending', 'failed', 'dead')
+           AND c.body IS NOT NULL AND e.lago_payload IS NULL`.execute(trx)
+    }
   }
   return marked
 }

@@ -190,3 +190,20 @@ t.test('a settle whose event is out of the table (its month detached by retentio
   const [again] = await claimDueEvents(app.db, { organization: 'default', worker: 'w2', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.same(again?.body, claimed.body)
 })
+
+t.test('a second Lago error webhook on an event still claimed moves the claim\'s body into it', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const customer = uid('second-webhook')
+  await ingest(app, [seedEvent({ customer_id: customer })])
+  // Marked lago_error by a first webhook while a claim of it was being inserted (the claim outlived it).
+  const { rows: [event] } = await db.query('UPDATE litellm_usage_events SET status = \'lago_error\' WHERE customer_external_id = $1 RETURNING id, request_id', [customer])
+  const body = { transaction_id: event.request_id, external_subscription_id: 'sub-sent' }
+  await db.query(`INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at, external_subscription_id, lago_payload)
+    SELECT id, received_at, 'default', 'w', now() + interval '1 minute', 'sub-sent', $2 FROM litellm_usage_events WHERE id = $1`, [event.id, JSON.stringify(body)])
+  const marked = await app.db.transaction().execute(async (trx) => await markLagoErrors(trx, 'default', [{ reason: 'again', transactionIds: [event.request_id] }], 'webhook-2'))
+  t.equal(marked, 0, 'already lago_error: not marked again')
+  const { rows } = await db.query(`SELECT status, lago_payload, external_subscription_id, (SELECT count(*)::int FROM usage_event_claims WHERE event_id = e.id) AS claims
+    FROM litellm_usage_events e WHERE id = $1`, [event.id])
+  t.same(rows, [{ status: 'lago_error', lago_payload: body, external_subscription_id: 'sub-sent', claims: 0 }])
+})
