@@ -1,10 +1,26 @@
 import t from 'tap'
+import type pg from 'pg'
 import { build, seedEvent, sqlClient, uid } from '../../../helpers/app.js'
 import { ingest, until } from '../../../helpers/forwarding.js'
 import { markLagoErrors } from '../../../../plugins/app/lago-webhooks/repository.js'
 import { claimDueEvents, markDead, markForwarded, release, scheduleRetry } from '../../../../plugins/app/forwarder/repository.js'
 
 // The forwarder is off here (no LAGO_API_KEY): these tests drive the claim/settle functions directly.
+
+/** Only this customer's events are due (those other tests of the file left wait an hour). */
+const onlyDue = async (db: pg.Client, customer: string): Promise<void> => {
+  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+}
+
+/** A customer of `default` whose Lago subscription is known: a claim freezes its events' bodies. */
+const subscribed = async (db: pg.Client, customer: string, subscription: string): Promise<void> => {
+  await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, subscription])
+}
+
+/** The claims of these events ran out of lease (their holder died). */
+const expireClaims = async (db: pg.Client, eventIds: number[]): Promise<void> => {
+  await db.query('UPDATE usage_event_claims SET lease_expires_at = now() - interval \'1 second\' WHERE event_id = ANY($1::bigint[])', [eventIds])
+}
 
 t.test('two workers claiming at once never get the same event', async (t) => {
   const app = await build(t)
@@ -23,10 +39,10 @@ t.test('a worker whose lease expired cannot settle events claimed again by anoth
   const db = await sqlClient(t)
   const customer = uid('stale')
   await ingest(app, Array.from({ length: 4 }, () => seedEvent({ customer_id: customer })))
-  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  await onlyDue(db, customer)
   const stale = await claimDueEvents(app.db, { organization: 'default', worker: 'stale', limit: 4, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(stale.length, 4)
-  await db.query('UPDATE usage_event_claims SET lease_expires_at = now() - interval \'1 second\' WHERE event_id = ANY($1::bigint[])', [stale.map((e) => e.id)])
+  await expireClaims(db, stale.map((e) => e.id))
   const fresh = await claimDueEvents(app.db, { organization: 'default', worker: 'fresh', limit: 4, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.same(fresh.map((e) => e.id), stale.map((e) => e.id), 'an expired lease is claimed again')
   t.ok(fresh.every((e, i) => e.claimToken > stale[i].claimToken), 'with a new claim token')
@@ -46,7 +62,7 @@ t.test('release gives events back without spending an attempt', async (t) => {
   const db = await sqlClient(t)
   const customer = uid('release')
   await ingest(app, [seedEvent({ customer_id: customer })])
-  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  await onlyDue(db, customer)
   const [event] = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(await release(app.db, [event], 60_000), 1)
   const { rows } = await db.query(`SELECT attempts, (SELECT count(*)::int FROM usage_event_claims WHERE event_id = e.id) AS claims,
@@ -59,7 +75,7 @@ t.test('a claim spanning months settles every event, down to the microsecond of 
   const db = await sqlClient(t)
   const customer = uid('months')
   await ingest(app, Array.from({ length: 6 }, () => seedEvent({ customer_id: customer })))
-  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  await onlyDue(db, customer)
   // Two months back (a partition made here by hand) and this month, at the last microsecond of a millisecond:
   // JavaScript keeps the millisecond only, the range sent to PostgreSQL must still hold the event.
   const now = new Date()
@@ -87,9 +103,9 @@ t.test('a Lago error webhook ends a claim in flight: its settle changes nothing,
   const app = await build(t)
   const db = await sqlClient(t)
   const customer = uid('lago-error')
-  await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, `sub-${customer}`])
+  await subscribed(db, customer, `sub-${customer}`)
   await ingest(app, Array.from({ length: 2 }, () => seedEvent({ customer_id: customer })))
-  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  await onlyDue(db, customer)
   const claimed = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 2, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(claimed.length, 2)
   t.ok(claimed.every((e) => e.body?.external_subscription_id === `sub-${customer}`), 'bodies frozen in the claims')
@@ -112,13 +128,13 @@ t.test('a claim whose holder died is taken over with the body it froze, even aft
   const app = await build(t)
   const db = await sqlClient(t)
   const customer = uid('takeover')
-  await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, 'sub-first'])
+  await subscribed(db, customer, 'sub-first')
   await ingest(app, [seedEvent({ customer_id: customer })])
-  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  await onlyDue(db, customer)
   const [dead] = await claimDueEvents(app.db, { organization: 'default', worker: 'dead', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(dead.body?.external_subscription_id, 'sub-first')
   // Its holder died after the send (Lago may hold this body); the customer then moved to another subscription.
-  await db.query('UPDATE usage_event_claims SET lease_expires_at = now() - interval \'1 second\' WHERE event_id = $1', [dead.id])
+  await expireClaims(db, [dead.id])
   await db.query('UPDATE customers SET subscription_external_id = \'sub-second\' WHERE organization_id = \'default\' AND external_id = $1', [customer])
 
   const [taken] = await claimDueEvents(app.db, { organization: 'default', worker: 'alive', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
@@ -138,9 +154,9 @@ t.test('a takeover carries over the body its holder froze after the takeover\'s 
   const db = await sqlClient(t)
   const holder = await sqlClient(t)
   const customer = uid('late-freeze')
-  await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, 'sub-in-the-database'])
+  await subscribed(db, customer, 'sub-in-the-database')
   await ingest(app, [seedEvent({ customer_id: customer })])
-  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  await onlyDue(db, customer)
   // The holder's claim has no body yet (its subscription was being looked up in Lago) and its lease ran out.
   const { rows: [event] } = await db.query('SELECT id FROM litellm_usage_events WHERE customer_external_id = $1', [customer])
   await db.query(`INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at)
@@ -164,9 +180,9 @@ t.test('a settle whose event is out of the table (its month detached by retentio
   const app = await build(t)
   const db = await sqlClient(t)
   const customer = uid('detached')
-  await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, 'sub-first'])
+  await subscribed(db, customer, 'sub-first')
   await ingest(app, [seedEvent({ customer_id: customer })])
-  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> $1 AND status IN (\'pending\', \'failed\')', [customer])
+  await onlyDue(db, customer)
   // The event in a month of its own, made here by hand, three months back.
   const now = new Date()
   const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 3, 1))
@@ -186,7 +202,7 @@ t.test('a settle whose event is out of the table (its month detached by retentio
   // Back in the table (as retention puts unsent events back), the customer moved meanwhile: the body carries over.
   await db.query(`ALTER TABLE litellm_usage_events ATTACH PARTITION ${part} FOR VALUES FROM ('${month.toISOString()}') TO ('${next.toISOString()}')`)
   await db.query('UPDATE customers SET subscription_external_id = \'sub-second\' WHERE organization_id = \'default\' AND external_id = $1', [customer])
-  await db.query('UPDATE usage_event_claims SET lease_expires_at = now() - interval \'1 second\' WHERE event_id = $1', [claimed.id])
+  await expireClaims(db, [claimed.id])
   const [again] = await claimDueEvents(app.db, { organization: 'default', worker: 'w2', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.same(again?.body, claimed.body)
 })
