@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely'
 import { databaseUnavailable, markOutcomeUnknown } from './errors.js'
+import { preparedName, unmarked } from './prepared.js'
 
 /** What the connection layer reports: PostgreSQL refused or dropped something, or answered again. */
 export interface ConnectionObserver {
@@ -22,7 +23,7 @@ export function guardConnections (pool: pg.Pool, observer: ConnectionObserver): 
 }
 
 const statementKind = (text: string): 'begin' | 'commit' | 'rollback' | 'read' | 'write' => {
-  const head = text.trimStart().slice(0, 18).toLowerCase()
+  const head = unmarked(text).trimStart().slice(0, 18).toLowerCase()
   if (head.startsWith('begin') || head.startsWith('start transaction')) return 'begin'
   if (head.startsWith('commit')) return 'commit'
   if (head.startsWith('rollback')) return 'rollback'
@@ -62,7 +63,10 @@ class TrackedClient implements PostgresPoolClient {
     const kind = statementKind(sql)
     const sentAt = Date.now()
     try {
-      const result = await this.#client.query(sql, [...parameters])
+      const name = preparedName(sql)
+      const result = name === undefined
+        ? await this.#client.query(sql, [...parameters])
+        : await this.#client.query({ name, text: sql, values: [...parameters] })
       if (kind === 'begin') this.#inTransaction = true
       else if (kind === 'commit' || kind === 'rollback') this.#inTransaction = false
       this.#observer.answered(sentAt)

@@ -2,6 +2,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { EventInputObject } from '../lago/types.js'
 import type { Database, NewDeliveryAttempt } from '../../../db/database.js'
 import { PIN_INDEX_PLAN } from '../../../db/plans.js'
+import { PREPARED } from '../../../db/prepared.js'
 import { NO_CUSTOMER } from '../usage-events/normalize.js'
 import { lagoEventBody, type UsageEventForLago } from './lago-event.js'
 
@@ -80,7 +81,7 @@ export async function claimDueEvents (db: Kysely<Database>, opts: { organization
     const passed: number[] = []
     for (let pass = 0; pass < CLAIM_PASSES && events.length < opts.limit; pass++) {
       const wanted = opts.limit - events.length
-      const { rows: due } = await sql<DueRow>`
+      const { rows: due } = await sql<DueRow>`${PREPARED}
         WITH e AS (${dueEvents(opts.organization, wanted, passed)})
         SELECT e.*, coalesce(e.external_subscription_id, c.subscription_external_id) AS known_subscription
           FROM e LEFT JOIN customers c ON c.organization_id = ${opts.organization} AND c.external_id = e.customer_external_id`.execute(trx)
@@ -117,7 +118,7 @@ async function insertClaims (trx: Kysely<Database>, due: DueRow[], opts: { organ
   const expired = due.filter((r) => r.expired_token !== null)
   const takenOver = new Map<number, { subscription: string | null, body: EventInputObject | null }>()
   if (expired.length > 0) {
-    const { rows } = await sql<{ event_id: number, external_subscription_id: string | null, lago_payload: EventInputObject | null }>`
+    const { rows } = await sql<{ event_id: number, external_subscription_id: string | null, lago_payload: EventInputObject | null }>`${PREPARED}
       DELETE FROM usage_event_claims c USING unnest(${expired.map((r) => r.id)}::bigint[], ${expired.map((r) => r.expired_token)}::bigint[]) AS s(id, token)
        WHERE c.event_id = s.id AND c.token = s.token
       RETURNING c.event_id, c.external_subscription_id, c.lago_payload`.execute(trx)
@@ -134,7 +135,7 @@ async function insertClaims (trx: Kysely<Database>, due: DueRow[], opts: { organ
     if (r.known_subscription === null) return { subscription: null, body: null }
     return { subscription: r.known_subscription, body: lagoEventBody(eventForLago(r), r.known_subscription, opts.metricCode) }
   })
-  const { rows } = await sql<{ event_id: number, token: number }>`
+  const { rows } = await sql<{ event_id: number, token: number }>`${PREPARED}
     INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at, external_subscription_id, lago_payload)
     SELECT s.id, s.received_at, ${opts.organization}, ${opts.worker}, now() + make_interval(secs => ${opts.leaseMs / 1000}), s.subscription, s.body
       FROM unnest(${claimable.map((r) => r.id)}::bigint[], ${claimable.map((r) => r.received_at)}::timestamptz[],
@@ -166,7 +167,7 @@ export async function freezeBodies (db: Kysely<Database>, claims: ClaimedEvent[]
   if (items.length === 0) return []
   const subscriptions = items.map((c) => subscriptionOf.get(c.id) as string)
   const bodies = items.map((c, i) => JSON.stringify(lagoEventBody(c.event, subscriptions[i], metricCode)))
-  const { rows } = await sql<{ event_id: number, lago_payload: EventInputObject }>`
+  const { rows } = await sql<{ event_id: number, lago_payload: EventInputObject }>`${PREPARED}
     UPDATE usage_event_claims c
        SET external_subscription_id = coalesce(c.external_subscription_id, s.subscription),
            lago_payload = coalesce(c.lago_payload, s.body)
@@ -199,7 +200,7 @@ async function settle (db: Kysely<Database>, claims: Claim[], set: Assignment[],
   const names = values.map((v) => sql`, ${sql.id(v.name)}`)
   const assignments = set.map(([column, value]) =>
     sql`${sql.id(column)} = CASE WHEN e.status IN ('pending', 'failed') THEN ${value} ELSE e.${sql.id(column)} END`)
-  const { rows } = await pinned(db, async (trx) => await sql<{ status: string }>`
+  const { rows } = await pinned(db, async (trx) => await sql<{ status: string }>`${PREPARED}
     WITH x AS (
       DELETE FROM usage_event_claims c
        USING unnest(${claims.map((c) => c.id)}::bigint[], ${claims.map((c) => c.claimToken)}::bigint[]${sql.join(arrays, sql``)})

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder, type Selectable } from 'kysely'
 import { DEFAULT_ORGANIZATION_ID, type Database, type UsageEventStatus, type UsageEventTable } from '../../../db/database.js'
 import { PIN_INDEX_PLAN } from '../../../db/plans.js'
+import { PREPARED } from '../../../db/prepared.js'
 import type { UsageEvent } from './normalize.js'
 
 /** What became of an event that reached the table. */
@@ -93,7 +94,7 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
       // pin holds for the rest of this transaction, the INSERT below included: it reads its input, the key table's
       // primary key and, in its foreign-key check and counting triggers, primary keys and transition tables only.
       await PIN_INDEX_PLAN.execute(trx)
-      const { rows: known } = await sql<KnownCall>`
+      const { rows: known } = await sql<KnownCall>`${PREPARED}
         SELECT e.* FROM unnest(${calls}::text[]) AS c(litellm_id)
          CROSS JOIN LATERAL (SELECT id, organization_id, request_id, fingerprint, litellm_id, litellm_call_id, "timestamp"
                                FROM litellm_usage_events WHERE litellm_id = c.litellm_id OFFSET 0) AS e
@@ -153,7 +154,7 @@ const metadataArray = (rows: UsageEvent[]): RawBuilder<unknown> =>
 async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: number[], outcomes: StoredOutcome[], stored: string[]): Promise<void> {
   if (rows.length === 0) return
   const col = <T>(pick: (e: UsageEvent) => T): T[] => rows.map(pick)
-  const { rows: results } = await sql<InsertResultRow>`
+  const { rows: results } = await sql<InsertResultRow>`${PREPARED}
     WITH input AS (
       SELECT * FROM unnest(
         ${col((e) => e.organizationId ?? DEFAULT_ORGANIZATION_ID)}::text[], ${col((e) => e.requestId)}::text[], ${col((e) => e.customerExternalId)}::text[], ${col((e) => e.model)}::text[],
