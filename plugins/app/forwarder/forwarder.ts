@@ -44,8 +44,6 @@ export interface ForwarderOptions {
   retry: BackoffPolicy
   /** Backoff between probes while Lago is down or refuses the key. */
   probe: BackoffPolicy
-  /** Called with the events Lago accepted (to flag those it can never bill). */
-  afterForwarded?: (organization: string, eventIds: number[]) => Promise<unknown>
   /** Called for every send's outcome (metrics). */
   onSettled?: (organization: string, outcome: SettledOutcome, count: number) => void
   /** Whether ingestion is writing now: then only `concurrencyWhileIngesting` workers forward. */
@@ -383,7 +381,6 @@ export class Forwarder {
         return
       }
       this.#settled(organization, 'forwarded', await this.#recordDelivered(pending))
-      await this.#o.afterForwarded?.(organization, pending.map((e) => e.id)).catch((err: unknown) => { this.#o.log.warn({ err }, 'could not flag unbillable events') })
       return
     }
     if (pending.length > 0) this.#settled(organization, 'released', await release(this.#o.db, pending, this.#lanes.pauseRemaining(organization)))

@@ -5,7 +5,7 @@ import { IngestionActivity } from './ingestion-activity.js'
 import { backlogs, releaseMappedCustomers, retryEvents, unmappedCustomers, type Backlog, type RetryFilter } from './repository.js'
 import { databaseUnavailable } from '../../../db/errors.js'
 import { DEFAULT_ORGANIZATION_ID } from '../../../db/database.js'
-import { flagUnbillable, honouringEndedSubscriptions } from '../lago-webhooks/subscriptions.js'
+import { honouringEndedSubscriptions } from '../lago-webhooks/subscriptions.js'
 
 export type ForwarderView = ForwarderState | { status: 'disabled', reason: string }
 
@@ -99,7 +99,6 @@ export default fp(async function forwarder (fastify) {
       lagoFor: async (organization) => await lagoClients.for(organization),
       metricCodeFor: async (organization) => (await organizations.settings(organization)).metricCode,
       resolveSubscriptions: resolveFor,
-      afterForwarded: async (_organization, ids) => await flagUnbillable(db, ids),
       log: log.child({ component: 'forwarder' }),
       batchSize: config.FORWARDER_BATCH_SIZE,
       concurrency: config.FORWARDER_CONCURRENCY,

@@ -218,9 +218,25 @@ async function settle (db: Kysely<Database>, claims: Claim[], set: Assignment[],
   return rows.map((r) => r.status)
 }
 
+/**
+ * A forwarded event Lago will never bill, where this service can know it: a timestamp before the start of the
+ * subscription it went to (the customer's, as this service recorded it). It stays forwarded (Lago holds it); the
+ * billing audit counts it. Set in the settle itself: as a statement of its own after each batch it cost a
+ * PostgreSQL round trip, a parse and a plan, and a probe of every month's primary key per event.
+ */
+const BEFORE_SUBSCRIPTION_START = sql`coalesce((
+  SELECT jsonb_build_object('kind', 'before_subscription_start',
+           'message', 'the event is older than the start of subscription ' || c.subscription_external_id || ': Lago will not bill it',
+           'subscription_started_at', c.subscription_started_at)
+    FROM customers c
+   WHERE c.organization_id = e.organization_id AND c.external_id = e.customer_external_id
+     AND c.subscription_external_id = coalesce(e.external_subscription_id, x.frozen_subscription)
+     AND c.subscription_started_at IS NOT NULL AND e."timestamp" < c.subscription_started_at), e.billing_warning)`
+
 /** Lago has these events. */
 export async function markForwarded (db: Kysely<Database>, claims: Claim[]): Promise<number> {
-  const statuses = await settle(db, claims, [['status', sql`'forwarded'`], ['processed_at', sql`now()`], ['attempts', sql`e.attempts + 1`], ['last_error', sql`NULL`]])
+  const statuses = await settle(db, claims, [['status', sql`'forwarded'`], ['processed_at', sql`now()`], ['attempts', sql`e.attempts + 1`], ['last_error', sql`NULL`],
+    ['billing_warning', BEFORE_SUBSCRIPTION_START]])
   return statuses.filter((s) => s === 'forwarded').length
 }
 

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { Database } from '../../../db/database.js'
 import { adoptSubscription, endedCustomers } from '../../../db/customers.js'
 import type { CallOptions } from '../lago/client.js'
@@ -35,22 +35,4 @@ export function honouringEndedSubscriptions (db: Kysely<Database>, organization:
     }
     return result
   }
-}
-
-/**
- * Flags forwarded events Lago will never bill, where this service can know it: a timestamp before the start of the
- * subscription they went to. They stay forwarded (Lago holds them); the billing audit counts them.
- */
-export async function flagUnbillable (db: Kysely<Database>, eventIds: number[]): Promise<number> {
-  if (eventIds.length === 0) return 0
-  const { numAffectedRows } = await sql`
-    UPDATE litellm_usage_events e
-       SET billing_warning = jsonb_build_object('kind', 'before_subscription_start',
-             'message', 'the event is older than the start of subscription ' || e.external_subscription_id || ': Lago will not bill it',
-             'subscription_started_at', c.subscription_started_at)
-      FROM customers c
-     WHERE e.id = ANY(${eventIds}::bigint[]) AND c.organization_id = e.organization_id AND c.external_id = e.customer_external_id
-       AND c.subscription_external_id = e.external_subscription_id AND c.subscription_started_at IS NOT NULL
-       AND e."timestamp" < c.subscription_started_at`.execute(db)
-  return Number(numAffectedRows ?? 0)
 }
