@@ -48,6 +48,8 @@ export interface ForwarderOptions {
   onSettled?: (organization: string, outcome: SettledOutcome, count: number) => void
   /** Whether ingestion is writing now: then only `concurrencyWhileIngesting` workers forward. */
   ingestionWriting?: () => boolean
+  /** How long to wait after a batch so as not to slow ingestion (0: go on). */
+  ingestionPauseMs?: () => number
   concurrencyWhileIngesting?: number
 }
 
@@ -213,6 +215,8 @@ export class Forwarder {
         }
         await this.#deliver(lane, batch)
         databaseFailures = 0
+        const pause = this.#o.ingestionPauseMs?.() ?? 0
+        if (pause > 0) await this.#sleep(pause, false)
       } catch (err) {
         if (probing !== null) this.#lanes.probeAbandoned(probing)
         // PostgreSQL trouble or a bug: claimed events keep their lease and come back when it expires.

@@ -109,6 +109,7 @@ export default fp(async function forwarder (fastify) {
       probe: { baseMs: config.LAGO_PROBE_INTERVAL_MS, maxMs: tuning.lagoProbeMaxIntervalMs },
       onSettled: (organization, outcome, count) => settled.inc({ organization, outcome }, count),
       ingestionWriting: () => ingestion.writing,
+      ingestionPauseMs: () => ingestion.nextPauseMs(),
       concurrencyWhileIngesting: config.FORWARDER_CONCURRENCY_WHILE_INGESTING
     })
     : null
@@ -174,8 +175,8 @@ export default fp(async function forwarder (fastify) {
     return
   }
 
-  const wake = (): void => {
-    ingestion.committed()
+  const wake = (count: number, meanLatencyMs?: number): void => {
+    ingestion.committed(count, meanLatencyMs)
     instance.wake()
   }
   // An organization created, changed (key rotated), enabled or disabled: its lane follows at once.

@@ -15,8 +15,8 @@ export interface UsageEvents {
   rejected: (source: string, count?: number) => void
   /** One organization's counts by status and source, backlog age, last-minute rate and unmapped reasons. */
   stats: (organization: string) => Promise<StatsResponseBody>
-  /** Emits 'committed' (count) after new events are stored. */
-  signals: EventEmitter<{ committed: [number] }>
+  /** Emits 'committed' (count, and their mean latency when ingestion wrote them) after new events are stored. */
+  signals: EventEmitter<{ committed: [number, number?] }>
   writer: UsageEventWriter
 }
 
@@ -30,13 +30,13 @@ const emptyCounts = (): StatusCountsBody => ({ received: 0, pending: 0, failed: 
 
 export default fp(async function usageEvents (fastify) {
   const { config, db, log, metrics } = fastify
-  const signals = new EventEmitter<{ committed: [number] }>()
+  const signals = new EventEmitter<{ committed: [number, number?] }>()
   const writer = new UsageEventWriter({
     write: async (events) => await insertUsageEvents(db, events),
     maxBatchRows: config.INGEST_MAX_BATCH_ROWS,
     maxConcurrentWrites: config.INGEST_MAX_CONCURRENT_WRITES,
     lingerMs: config.INGEST_LINGER_MS,
-    onCommitted: (n) => signals.emit('committed', n),
+    onCommitted: (n, meanLatencyMs) => signals.emit('committed', n, meanLatencyMs),
     check: usageEventProblem,
     // Only reached when a check above misses something PostgreSQL refuses: worth a look, never a 500.
     onUnstorable: (event, err) => { log.warn({ err, requestId: event.requestId, source: event.source }, 'PostgreSQL refused a usage event: it alone failed its write') }

@@ -9,8 +9,11 @@ export interface UsageEventWriterOptions {
   maxConcurrentWrites: number
   /** Extra wait before a write to gather more events; 0 groups only what arrives while writes are in flight. */
   lingerMs: number
-  /** Called after each commit with the number of new events (wakes the forwarder). */
-  onCommitted?: (accepted: number) => void
+  /**
+   * Called after each commit with the number of new events and how long the write's events waited on average since
+   * submitted (wakes the forwarder, which yields to ingestion by it).
+   */
+  onCommitted?: (accepted: number, meanLatencyMs: number) => void
   /** Why an event cannot be stored (checked before it joins a write), or undefined. */
   check?: (event: UsageEvent) => { field: string, message: string } | undefined
   /** Told about each event a write refused for a data reason, once found by splitting the write. */
@@ -45,6 +48,8 @@ function unstorable (err: unknown): WriteOutcome {
 
 interface Waiting {
   event: UsageEvent
+  /** performance.now() when submitted. */
+  at: number
   resolve: (outcome: WriteOutcome) => void
   reject: (err: unknown) => void
 }
@@ -80,11 +85,12 @@ export class UsageEventWriter {
    */
   submit (events: UsageEvent[]): Promise<WriteOutcome[]> {
     if (this.#closed) return Promise.reject(new WriterClosedError())
+    const at = performance.now()
     const promises = events.map((event) => {
       const problem = this.#opts.check?.(event)
       if (problem !== undefined) return Promise.resolve<WriteOutcome>({ status: 'rejected', ...problem })
       return new Promise<WriteOutcome>((resolve, reject) => {
-        this.#queue.push({ event, resolve, reject })
+        this.#queue.push({ event, at, resolve, reject })
       })
     })
     this.#schedule()
@@ -149,12 +155,15 @@ export class UsageEventWriter {
       return
     }
     let accepted = 0
+    let waitedMs = 0
+    const now = performance.now()
     for (const [i, w] of batch.entries()) {
       if (outcomes[i].status === 'accepted') accepted++
+      waitedMs += now - w.at
       w.resolve(outcomes[i])
     }
     if (accepted > 0) {
-      try { this.#opts.onCommitted?.(accepted) } catch { /* a listener's failure must not fail the write */ }
+      try { this.#opts.onCommitted?.(accepted, waitedMs / batch.length) } catch { /* a listener's failure must not fail the write */ }
     }
   }
 }
