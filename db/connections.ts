@@ -22,6 +22,13 @@ export function guardConnections (pool: pg.Pool, observer: ConnectionObserver): 
   pool.on('error', lost)
 }
 
+/**
+ * Errors a named prepared statement keeps for the connection's life once they happen: its result type changed
+ * under it (a migration altered a column it returns, while this replica ran: 0A000 "cached plan must not change
+ * result type"), or it is gone (26000). The connection is dropped, and the next one prepares it afresh.
+ */
+const STALE_PREPARED = new Set(['0A000', '26000'])
+
 const statementKind = (text: string): 'begin' | 'commit' | 'rollback' | 'read' | 'write' => {
   const head = unmarked(text).trimStart().slice(0, 18).toLowerCase()
   if (head.startsWith('begin') || head.startsWith('start transaction')) return 'begin'
@@ -40,6 +47,8 @@ class TrackedClient implements PostgresPoolClient {
   readonly #observer: ConnectionObserver
   #inTransaction = false
   #commitFailed = false
+  /** A prepared statement of this connection can no longer run (see STALE_PREPARED): the pool drops it on release. */
+  #stale = false
 
   constructor (client: pg.PoolClient, observer: ConnectionObserver) {
     this.#client = client
@@ -49,6 +58,7 @@ class TrackedClient implements PostgresPoolClient {
   checkedOut (): this {
     this.#inTransaction = false
     this.#commitFailed = false
+    this.#stale = false
     return this
   }
 
@@ -72,6 +82,7 @@ class TrackedClient implements PostgresPoolClient {
       this.#observer.answered(sentAt)
       return result as unknown as PostgresQueryResult<R>
     } catch (err) {
+      if (STALE_PREPARED.has((err as { code?: string }).code ?? '') && preparedName(sql) !== undefined) this.#stale = true
       if (databaseUnavailable(err)) {
         this.#observer.failed(err)
         // Kysely answers a failed COMMIT with a ROLLBACK and throws the ROLLBACK's error: it carries the mark too.
@@ -86,7 +97,8 @@ class TrackedClient implements PostgresPoolClient {
   }
 
   release (): void {
-    this.#client.release()
+    // pg-pool destroys a connection released with an error: its prepared statements go with it.
+    this.#client.release(this.#stale ? new Error('a prepared statement of this connection is stale') : undefined)
   }
 }
 

@@ -36,3 +36,21 @@ t.test('ingestion\'s insert is prepared once per connection, planned once, and s
   const { rows } = await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE request_id = ANY($1)', [[late.request_id, later.request_id]])
   t.equal(rows[0].n, 2)
 })
+
+t.test('a prepared statement whose result type changed under it costs one write, then a fresh connection prepares it again', async (t) => {
+  const app = await build(t, { DATABASE_POOL_MAX: '1', FORWARDER_ENABLED: 'false' })
+  const post = async (event: Record<string, unknown>): Promise<number> =>
+    (await app.inject({ method: 'POST', url: '/webhooks/litellm', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(event) })).statusCode
+  t.equal(await post(seedEvent()), 202)
+  const db = await sqlClient(t)
+  // A migration run by another replica: a column the insert returns changes type.
+  await db.query('ALTER TABLE usage_event_keys ALTER COLUMN fingerprint TYPE varchar')
+  t.teardown(async () => { await db.query('ALTER TABLE usage_event_keys ALTER COLUMN fingerprint TYPE text') })
+  const refused = seedEvent()
+  t.ok(await post(refused) >= 500, 'the write on the stale statement fails (nothing acknowledged)')
+  const stored = seedEvent()
+  t.equal(await post(stored), 202, 'the next write, on a new connection, is stored')
+  t.equal(await post(refused), 202, 'and so is the one refused, sent again')
+  const { rows } = await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE request_id = ANY($1)', [[refused.request_id, stored.request_id]])
+  t.equal(rows[0].n, 2)
+})

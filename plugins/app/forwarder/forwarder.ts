@@ -203,6 +203,7 @@ export class Forwarder {
         }
         const lane = await this.#lane(organization)
         if (lane === null) continue
+        const batchStarted = performance.now()
         const batch = await this.#claim(lane)
         if (batch.length === 0) {
           this.#lanes.idle(organization, this.#o.pollIntervalMs, turn.wakes)
@@ -215,8 +216,9 @@ export class Forwarder {
         }
         await this.#deliver(lane, batch)
         databaseFailures = 0
-        const pause = this.#o.ingestionPauseMs?.() ?? 0
-        if (pause > 0) await this.#sleep(pause, false)
+        // Yielding to ingestion, but for at most nine times the batch's own time: forwarding keeps a tenth at least.
+        const pause = Math.min(this.#o.ingestionPauseMs?.() ?? 0, 9 * (performance.now() - batchStarted))
+        if (pause > 0 && !this.#stopping) await this.#sleep(pause, false)
       } catch (err) {
         if (probing !== null) this.#lanes.probeAbandoned(probing)
         // PostgreSQL trouble or a bug: claimed events keep their lease and come back when it expires.

@@ -32,24 +32,26 @@ t.test('ingestion activity: the forwarder pause grows while ingestion latency is
   run(4, 1)
   t.equal(activity.nextPauseMs(), 0, 'one window: no base yet')
   run(4, 8)
-  t.same(activity.latency(), { recentMs: 4, baseMs: 4 })
+  t.match(activity.latency(), { recentMs: 4, baseMs: 4 })
   t.equal(activity.nextPauseMs(), 0, 'at its base')
   // Base 4 ms: slowed above 4 * 1.5 + 2 = 8 ms.
   run(8, 1)
   t.equal(activity.nextPauseMs(), 0, '8 ms is not slowed')
-  run(8.5, 1)
-  // Doubling from 10 ms, by hand: 10, 20, 40, 80, 160, 320, 640, then the 1,000 ms cap.
-  t.same(Array.from({ length: 9 }, () => activity.nextPauseMs()), [10, 20, 40, 80, 160, 320, 640, 1000, 1000], 'doubled up to 1 s while slowed')
-  run(5, 1)
+  // One step per window: a window of `ms`, then the pause.
+  const step = (ms: number): number => { run(ms, 1); return activity.nextPauseMs() }
+  t.equal(step(8.5), 10, 'slowed: 10 ms')
+  t.same([activity.nextPauseMs(), activity.nextPauseMs()], [10, 10], 'asked again within the same window: unchanged')
+  // Doubling from 10 ms, by hand: 20, 40, 80, 160, 320, 640, then the 1,000 ms cap.
+  t.same(Array.from({ length: 8 }, () => step(8.5)), [20, 40, 80, 160, 320, 640, 1000, 1000], 'doubled up to 1 s while slowed')
   // Halved from 1,000 ms: 500, 250, 125, 62.5, 31.25, 15.625, 7.8125, then under 5 ms: none.
-  t.same(Array.from({ length: 9 }, () => activity.nextPauseMs()), [500, 250, 125, 62.5, 31.25, 15.625, 7.8125, 0, 0], 'halved back to none once it is not')
+  t.same(Array.from({ length: 9 }, () => step(5)), [500, 250, 125, 62.5, 31.25, 15.625, 7.8125, 0, 0], 'halved back to none once it is not')
   run(20, 1)
   t.equal(activity.nextPauseMs(), 10, 'slowed again')
   now += 1000
   t.equal(activity.nextPauseMs(), 0, 'ingestion stopped writing: no pause')
   // The base is the least window of the last ten seconds: after ten seconds at 20 ms, 20 ms is the base.
   run(20, 41)
-  t.same(activity.latency(), { recentMs: 20, baseMs: 20 }, 'older windows forgotten')
+  t.match(activity.latency(), { recentMs: 20, baseMs: 20 }, 'older windows forgotten')
   t.equal(activity.nextPauseMs(), 0)
 })
 
