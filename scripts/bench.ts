@@ -10,13 +10,14 @@
 //   drain50  the same with every Lago call taking 50 ms
 //   rss      a 1,000,000-event drain with the service's RSS sampled every second (opt-in)
 //   mixed    ingestion at a fixed 50 % of the single-event maximum, alone and while the forwarder drains a backlog
+//            (each phase warmed 5 s, then BENCH_MIXED_ROUNDS rounds: the round with the median p99)
 //   startup  start to ready (GET /health/ready 200) on a migrated database vs a bare Fastify start
 //   year     a year of events (opt-in; see scripts/bench/year.ts)
 // The load generator runs in its own process: wrk when installed (Debian's `wrk`), else autocannon pinned to CPU 1
 // with taskset; fixed-rate runs (mixed) use scripts/bench/paced-worker.ts (evenly spread, open loop), pinned alike. The load average is recorded before and after.
 // Knobs: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (100), BENCH_BATCH_CONNECTIONS (16),
-// BENCH_GENERIC_CONNECTIONS (4), BENCH_DRAIN_EVENTS (100,000), BENCH_MIXED_BACKLOG (200,000), BENCH_MIXED_RATE
-// (default: half the single-event maximum measured in this run), BENCH_LOADER=autocannon, BENCH_POSTGRES_URL
+// BENCH_GENERIC_CONNECTIONS (4), BENCH_DRAIN_EVENTS (100,000), BENCH_MIXED_BACKLOG (300,000), BENCH_MIXED_ROUNDS (3),
+// BENCH_MIXED_RATE (default: half the single-event maximum measured in this run), BENCH_LOADER=autocannon, BENCH_POSTGRES_URL
 // (server URL without database, default postgres://postgres@127.0.0.1:5432), BENCH_REDIS_URL.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -404,22 +405,30 @@ const warmUp = async (url: string, rate: number, scenario: string): Promise<void
  */
 const mixedRounds = num('BENCH_MIXED_ROUNDS', quick ? 1 : 3)
 
-/** `mixedRounds` paced runs at `rate`, each from a CHECKPOINT: the round with the median p99, every round's p99, all errors. */
-async function pacedRounds (url: string, databaseUrl: string, rate: number, scenario: string): Promise<LoadResult & { rounds: number[] }> {
+/**
+ * `mixedRounds` paced runs at `rate`, each from a CHECKPOINT: the round with the median p99, every round's p99, all
+ * errors, and what `forwarded` (a count of events Lago holds) grew by per second during the runs (not the checkpoints).
+ */
+async function pacedRounds (url: string, databaseUrl: string, rate: number, scenario: string, forwarded: () => number = () => 0): Promise<LoadResult & { rounds: number[], forwardedPerSec: number }> {
   const results: LoadResult[] = []
+  let events = 0
+  let ms = 0
   for (let round = 1; round <= mixedRounds; round++) {
     await checkpoint(databaseUrl)
+    const [before, started] = [forwarded(), performance.now()]
     results.push(await drive(url, '/webhooks/litellm', singleBody, connections, `${scenario}-${round}`, rate))
+    events += forwarded() - before
+    ms += performance.now() - started
   }
   const median = [...results].sort((x, y) => x.p99 - y.p99)[Math.floor(results.length / 2)]
-  return { ...median, errors: results.reduce((n, r) => n + r.errors, 0), rounds: results.map((r) => r.p99) }
+  return { ...median, errors: results.reduce((n, r) => n + r.errors, 0), rounds: results.map((r) => r.p99), forwardedPerSec: events / (ms / 1000) }
 }
 
 const roundsText = (r: { rounds: number[] }): string => r.rounds.length > 1 ? `, median of ${r.rounds.length} rounds: ${r.rounds.map((p) => fmt(p, 1)).join(' / ')} ms` : ''
 
 async function mixed (): Promise<void> {
   const rate = Math.round(num('BENCH_MIXED_RATE', (singleMax ?? 4000) / 2))
-  console.log(`mixed: ${fmt(rate)} req/s (50 % of the single-event maximum), alone then while draining ${fmt(mixedBacklog)} events, ${mixedRounds} round(s) each`)
+  console.log(`mixed: ${fmt(rate)} req/s (50 % of the single-event maximum), alone then while draining a backlog (${fmt(mixedBacklog)} events seeded after the alone phase), ${mixedRounds} round(s) each`)
   await withDatabase(`lai_bench_mixed_${runId}`, async (databaseUrl) => {
     await migrate(databaseUrl)
     const alone = await start(serverJs, serviceEnv(databaseUrl, { FORWARDER_ENABLED: 'false' }))
@@ -427,20 +436,19 @@ async function mixed (): Promise<void> {
     const a = await pacedRounds(alone.url, databaseUrl, rate, 'mixed-alone')
     await stop(alone.child)
     await seedBacklog(databaseUrl, mixedBacklog, 'mixed-backlog-')
+    // What the alone phase stored is unsent too, and older: the forwarder drains it first.
+    const [{ n: backlog }] = await query<{ n: number }>(databaseUrl, "SELECT count(*)::int AS n FROM litellm_usage_events WHERE status IN ('pending', 'failed')")
     const sim = await startLagoSimulator({ apiKey: 'bench-key', requestLogLimit: 1000 })
     await withBillingDefaults(sim)
     const forwarding = await start(serverJs, serviceEnv(databaseUrl, { LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey }))
     // Let the forwarder reach its pace before the load starts.
     while (sim.state.eventCount < 1000) await new Promise((resolve) => setTimeout(resolve, 20))
     await warmUp(forwarding.url, rate, 'mixed-forwarding')
-    const before = sim.state.eventCount
-    const driving = performance.now()
-    const b = await pacedRounds(forwarding.url, databaseUrl, rate, 'mixed-forwarding')
-    // Over the whole load (the rounds' warm-up seconds and checkpoints included).
-    const forwardedPerSec = (sim.state.eventCount - before) / ((performance.now() - driving) / 1000)
+    const b = await pacedRounds(forwarding.url, databaseUrl, rate, 'mixed-forwarding', () => sim.state.eventCount)
+    const { forwardedPerSec } = b
     await stop(forwarding.child)
     await sim.close()
-    const stillForwarding = sim.state.eventCount < mixedBacklog
+    const stillForwarding = sim.state.eventCount < backlog
     add({ scenario: `ingestion at ${fmt(rate)} req/s, alone: p99${roundsText(a)}`, value: a.p99, unit: 'ms', p50: a.p50, p99: a.p99, errors: a.errors, loader: a.loader })
     add({
       scenario: `ingestion at ${fmt(rate)} req/s while forwarding (${fmt(forwardedPerSec)} events/s${stillForwarding ? '' : ', backlog ran out'}): p99${roundsText(b)}`,
