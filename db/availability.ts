@@ -36,6 +36,7 @@ export class DatabaseAvailability {
   readonly #now: () => number
   #outage: Outage | null = null
   #timer: NodeJS.Timeout | undefined
+  #closed = false
 
   constructor (options: DatabaseAvailabilityOptions) {
     this.#log = options.log
@@ -43,8 +44,13 @@ export class DatabaseAvailability {
     this.#now = options.now ?? Date.now
   }
 
-  /** A statement, a connection attempt or a pooled connection failed because PostgreSQL is unreachable. */
+  /**
+   * A statement, a connection attempt or a pooled connection failed because PostgreSQL is unreachable. Not after
+   * close: the service is shutting down, and stopping its embedded server can end a pooled connection (57P01)
+   * before the pool's own goodbye reaches it, which is no outage to report.
+   */
   failed (err: unknown): void {
+    if (this.#closed) return
     this.#begin(err).failuresNow++
   }
 
@@ -74,6 +80,7 @@ export class DatabaseAvailability {
   }
 
   close (): void {
+    this.#closed = true
     clearInterval(this.#timer)
   }
 

@@ -57,3 +57,12 @@ t.test('the answer to a statement sent before the outage began does not end it (
   t.same(availability.state(), { status: 'up' }, 'a statement sent during the outage ends it')
   t.equal(infos.length, 1)
 })
+
+t.test('closed (the service shutting down): a lost connection is not reported as an outage', async (t) => {
+  const lines: unknown[] = []
+  const availability = new DatabaseAvailability({ log: { warn: (line: unknown) => { lines.push(line) }, info: (line: unknown) => { lines.push(line) } } as never })
+  availability.close()
+  availability.failed(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))
+  t.same(lines, [], 'nothing logged')
+  t.same(availability.state(), { status: 'up' })
+})
