@@ -29,6 +29,15 @@ function kysely (url: string): Kysely<unknown> {
   return new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })
 }
 
+/** A scratch database, created, and Kysely on it (destroyed at teardown, before the database is dropped). */
+async function scratchKysely (t: { teardown: (fn: () => unknown) => void }): Promise<{ url: string, db: Kysely<unknown> }> {
+  const url = await scratchDatabase(t)
+  await ensureDatabase(url)
+  const db = kysely(url)
+  t.teardown(() => db.destroy())
+  return { url, db }
+}
+
 t.test('three replicas starting together: the database is created once and each migration applied once', async (t) => {
   const url = await scratchDatabase(t)
   const created = await Promise.all([ensureDatabase(url), ensureDatabase(url), ensureDatabase(url)])
@@ -43,10 +52,7 @@ t.test('three replicas starting together: the database is created once and each 
 })
 
 t.test('down reverts cleanly and up re-applies', async (t) => {
-  const url = await scratchDatabase(t)
-  await ensureDatabase(url)
-  const db = kysely(url)
-  t.teardown(() => db.destroy())
+  const { url, db } = await scratchKysely(t)
   await migrateToLatest(db)
   const migrator = createMigrator(db)
   const migrations = await migrator.getMigrations()
@@ -77,10 +83,7 @@ t.test('npm run migrate applies migrations to DATABASE_URL and reports them', as
 })
 
 t.test('organizations: a database of the previous release migrates with every row in default, and back', async (t) => {
-  const url = await scratchDatabase(t)
-  await ensureDatabase(url)
-  const db = kysely(url)
-  t.teardown(() => db.destroy())
+  const { url, db } = await scratchKysely(t)
   const migrator = createMigrator(db)
   const { error } = await migrator.migrateTo('2026_11_26_1400_dashboard_indexes')
   t.equal(error, undefined)
@@ -150,10 +153,7 @@ t.test('organizations: a database of the previous release migrates with every ro
 })
 
 t.test('claims (2100): down puts each live claim and what it froze back into its event', async (t) => {
-  const url = await scratchDatabase(t)
-  await ensureDatabase(url)
-  const db = kysely(url)
-  t.teardown(() => db.destroy())
+  const { url, db } = await scratchKysely(t)
   await migrateToLatest(db)
   const client = new pg.Client({ connectionString: url })
   client.on('error', () => {})

@@ -1,6 +1,7 @@
 import t from 'tap'
 import type pg from 'pg'
-import { build, seedEvent, sqlClient, uid } from '../../../helpers/app.js'
+import type { FastifyInstance } from 'fastify'
+import { build, seedEvent, sqlClient, uid, type TestContext } from '../../../helpers/app.js'
 import { ingest, until } from '../../../helpers/forwarding.js'
 import { markLagoErrors } from '../../../../plugins/app/lago-webhooks/repository.js'
 import { claimDueEvents, markDead, markForwarded, release, scheduleRetry } from '../../../../plugins/app/forwarder/repository.js'
@@ -15,6 +16,20 @@ const onlyDue = async (db: pg.Client, customer: string): Promise<void> => {
 /** A customer of `default` whose Lago subscription is known: a claim freezes its events' bodies. */
 const subscribed = async (db: pg.Client, customer: string, subscription: string): Promise<void> => {
   await db.query('INSERT INTO customers (organization_id, external_id, subscription_external_id) VALUES (\'default\', $1, $2)', [customer, subscription])
+}
+
+/**
+ * A service, a SQL client and a customer (`prefix`) with `count` events stored, the only ones due; the customer
+ * subscribed first when `subscription` (its name, or how it follows from the customer's) is given.
+ */
+async function dueCustomer (t: TestContext, prefix: string, count: number, subscription?: string | ((customer: string) => string)): Promise<{ app: FastifyInstance, db: pg.Client, customer: string }> {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const customer = uid(prefix)
+  if (subscription !== undefined) await subscribed(db, customer, typeof subscription === 'string' ? subscription : subscription(customer))
+  await ingest(app, Array.from({ length: count }, () => seedEvent({ customer_id: customer })))
+  await onlyDue(db, customer)
+  return { app, db, customer }
 }
 
 /** The claims of these events ran out of lease (their holder died). */
@@ -35,11 +50,7 @@ t.test('two workers claiming at once never get the same event', async (t) => {
 })
 
 t.test('a worker whose lease expired cannot settle events claimed again by another', async (t) => {
-  const app = await build(t)
-  const db = await sqlClient(t)
-  const customer = uid('stale')
-  await ingest(app, Array.from({ length: 4 }, () => seedEvent({ customer_id: customer })))
-  await onlyDue(db, customer)
+  const { app, db, customer } = await dueCustomer(t, 'stale', 4)
   const stale = await claimDueEvents(app.db, { organization: 'default', worker: 'stale', limit: 4, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(stale.length, 4)
   await expireClaims(db, stale.map((e) => e.id))
@@ -58,11 +69,7 @@ t.test('a worker whose lease expired cannot settle events claimed again by anoth
 })
 
 t.test('release gives events back without spending an attempt', async (t) => {
-  const app = await build(t)
-  const db = await sqlClient(t)
-  const customer = uid('release')
-  await ingest(app, [seedEvent({ customer_id: customer })])
-  await onlyDue(db, customer)
+  const { app, db } = await dueCustomer(t, 'release', 1)
   const [event] = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(await release(app.db, [event], 60_000), 1)
   const { rows } = await db.query(`SELECT attempts, (SELECT count(*)::int FROM usage_event_claims WHERE event_id = e.id) AS claims,
@@ -71,11 +78,7 @@ t.test('release gives events back without spending an attempt', async (t) => {
 })
 
 t.test('a claim spanning months settles every event, down to the microsecond of its partition key', async (t) => {
-  const app = await build(t)
-  const db = await sqlClient(t)
-  const customer = uid('months')
-  await ingest(app, Array.from({ length: 6 }, () => seedEvent({ customer_id: customer })))
-  await onlyDue(db, customer)
+  const { app, db, customer } = await dueCustomer(t, 'months', 6)
   // Two months back (a partition made here by hand) and this month, at the last microsecond of a millisecond:
   // JavaScript keeps the millisecond only, the range sent to PostgreSQL must still hold the event.
   const now = new Date()
@@ -100,12 +103,7 @@ t.test('a claim spanning months settles every event, down to the microsecond of 
 })
 
 t.test('a Lago error webhook ends a claim in flight: its settle changes nothing, and the body it froze stays with the event', async (t) => {
-  const app = await build(t)
-  const db = await sqlClient(t)
-  const customer = uid('lago-error')
-  await subscribed(db, customer, `sub-${customer}`)
-  await ingest(app, Array.from({ length: 2 }, () => seedEvent({ customer_id: customer })))
-  await onlyDue(db, customer)
+  const { app, db, customer } = await dueCustomer(t, 'lago-error', 2, (c) => `sub-${c}`)
   const claimed = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 2, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(claimed.length, 2)
   t.ok(claimed.every((e) => e.body?.external_subscription_id === `sub-${customer}`), 'bodies frozen in the claims')
@@ -125,12 +123,7 @@ t.test('a Lago error webhook ends a claim in flight: its settle changes nothing,
 })
 
 t.test('a claim whose holder died is taken over with the body it froze, even after the customer moved to another subscription', async (t) => {
-  const app = await build(t)
-  const db = await sqlClient(t)
-  const customer = uid('takeover')
-  await subscribed(db, customer, 'sub-first')
-  await ingest(app, [seedEvent({ customer_id: customer })])
-  await onlyDue(db, customer)
+  const { app, db, customer } = await dueCustomer(t, 'takeover', 1, 'sub-first')
   const [dead] = await claimDueEvents(app.db, { organization: 'default', worker: 'dead', limit: 1, leaseMs: 60_000, metricCode: 'ai_usage' })
   t.equal(dead.body?.external_subscription_id, 'sub-first')
   // Its holder died after the send (Lago may hold this body); the customer then moved to another subscription.
@@ -150,13 +143,8 @@ t.test('a claim whose holder died is taken over with the body it froze, even aft
 })
 
 t.test('a takeover carries over the body its holder froze after the takeover\'s snapshot, not one built anew', async (t) => {
-  const app = await build(t)
-  const db = await sqlClient(t)
+  const { app, db, customer } = await dueCustomer(t, 'late-freeze', 1, 'sub-in-the-database')
   const holder = await sqlClient(t)
-  const customer = uid('late-freeze')
-  await subscribed(db, customer, 'sub-in-the-database')
-  await ingest(app, [seedEvent({ customer_id: customer })])
-  await onlyDue(db, customer)
   // The holder's claim has no body yet (its subscription was being looked up in Lago) and its lease ran out.
   const { rows: [event] } = await db.query('SELECT id FROM litellm_usage_events WHERE customer_external_id = $1', [customer])
   await db.query(`INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at)
@@ -177,12 +165,7 @@ t.test('a takeover carries over the body its holder froze after the takeover\'s 
 })
 
 t.test('a settle whose event is out of the table (its month detached by retention) keeps the claim and its body', async (t) => {
-  const app = await build(t)
-  const db = await sqlClient(t)
-  const customer = uid('detached')
-  await subscribed(db, customer, 'sub-first')
-  await ingest(app, [seedEvent({ customer_id: customer })])
-  await onlyDue(db, customer)
+  const { app, db, customer } = await dueCustomer(t, 'detached', 1, 'sub-first')
   // The event in a month of its own, made here by hand, three months back.
   const now = new Date()
   const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 3, 1))
