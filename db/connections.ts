@@ -71,9 +71,9 @@ class TrackedClient implements PostgresPoolClient {
 
   async #run<R> (sql: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>> {
     const kind = statementKind(sql)
+    const name = preparedName(sql)
     const sentAt = Date.now()
     try {
-      const name = preparedName(sql)
       const result = name === undefined
         ? await this.#client.query(sql, [...parameters])
         : await this.#client.query({ name, text: sql, values: [...parameters] })
@@ -82,7 +82,7 @@ class TrackedClient implements PostgresPoolClient {
       this.#observer.answered(sentAt)
       return result as unknown as PostgresQueryResult<R>
     } catch (err) {
-      if (STALE_PREPARED.has((err as { code?: string }).code ?? '') && preparedName(sql) !== undefined) this.#stale = true
+      if (name !== undefined && STALE_PREPARED.has((err as { code?: string }).code ?? '')) this.#stale = true
       if (databaseUnavailable(err)) {
         this.#observer.failed(err)
         // Kysely answers a failed COMMIT with a ROLLBACK and throws the ROLLBACK's error: it carries the mark too.
