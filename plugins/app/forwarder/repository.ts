@@ -47,6 +47,8 @@ export const dueEvents = (organization: string, limit: number, passed: readonly 
     LEFT JOIN usage_event_claims x ON x.event_id = e.id
    WHERE e.organization_id = ${organization} AND e.status IN ('pending', 'failed') AND e.next_attempt_at <= now()
      AND (x.event_id IS NULL OR x.lease_expires_at < now())
+     -- A disabled organization's events wait, even for a worker that chose it before the change reached its lanes.
+     AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = ${organization} AND o.status = 'active')
      ${passed.length > 0 ? sql`AND e.id <> ALL(${passed}::bigint[])` : sql``}
    ORDER BY e.id
    LIMIT ${limit}
