@@ -104,3 +104,42 @@ t.test('without LAGO_API_KEY nothing is forwarded and health says why', async (t
   t.match(health.forwarder, { status: 'disabled', reason: /LAGO_API_KEY/ })
   t.match(health.bootstrap, { status: 'disabled' })
 })
+
+t.test('a delivered batch is recorded while its worker sends the next one; nothing is sent twice meanwhile', async (t) => {
+  // One worker, batches of 10: a claim takes 4 batches at once. A lease long enough for a batch claimed ahead to
+  // be sent rather than given back (that is done from a tenth of the lease on), and a Lago timeout above its delay.
+  const { app, sim } = await buildForwarding(t, { FORWARDER_CONCURRENCY: '1', FORWARDER_BATCH_SIZE: '10', FORWARDER_LEASE_MS: '60000', LAGO_TIMEOUT_MS: '5000' })
+  const db = await sqlClient(t)
+  const locker = await sqlClient(t)
+  const customer = uid('overlap')
+  // A customer Lago knows already: its events' bodies are frozen by the claim itself (nothing else writes the claims).
+  t.equal(await ingest(app, [seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) })]), 1)
+  await until(async () => (await statusCounts(db, customer)).forwarded === 1, 'the customer provisioned')
+  // Each send takes 1.2 s: by the end of the first, ingestion has not written for a second, so its record goes on in
+  // the background (while ingestion writes it would be awaited).
+  sim.faults.chaos({ seed: 1, route: 'POST /api/v1/events/batch', probabilities: { delay: 1 }, delayMs: 1200 })
+  const events = Array.from({ length: 40 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) }))
+  const since = sim.requests.total - 1 // the seq of the last request so far: entries() gives those after it
+  t.equal(await ingest(app, events), 40)
+
+  // Once the first claim is in (one batch, or four when ingestion had stopped writing), another session locks its
+  // claims: recording those batches waits for it; the next claim's rows are free.
+  const claimed = async (): Promise<number> => (await db.query(`SELECT count(*)::int AS n FROM usage_event_claims c
+    JOIN litellm_usage_events e ON e.id = c.event_id WHERE e.customer_external_id = $1`, [customer])).rows[0].n
+  await until(async () => await claimed() >= 10, 'the first claim')
+  await locker.query('BEGIN')
+  await locker.query(`SELECT c.event_id FROM usage_event_claims c JOIN litellm_usage_events e ON e.id = c.event_id
+    WHERE e.customer_external_id = $1 FOR UPDATE OF c`, [customer])
+
+  const inLago = (): number => storedFor(sim, events.map((e) => e.request_id)).size
+  await until(() => inLago() >= 20, 'the second batch in Lago')
+  t.same(await statusCounts(db, customer), { forwarded: 1, pending: 40 }, 'the second batch was sent while the first one\'s record waited')
+
+  await locker.query('COMMIT')
+  await until(async () => (await statusCounts(db, customer)).forwarded === 41, 'all forwarded')
+  const stored = storedFor(sim, events.map((e) => e.request_id))
+  t.equal(stored.size, 40, 'every event is in Lago')
+  t.ok([...stored.values()].every((n) => n === 1), 'each once')
+  t.equal(sim.requests.entries({ route: '/api/v1/events/batch', since }).length, 4, 'four sends of 10: none repeated')
+  t.equal(await claimed(), 0, 'no claim left')
+})
