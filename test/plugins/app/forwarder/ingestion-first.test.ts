@@ -61,7 +61,7 @@ t.test('ingestion first: one batch in flight while ingestion writes, several onc
   // Every send takes 100 ms: two sends that arrive less than that apart were in flight together.
   sim.faults.chaos({ seed: 1, route: BATCH, probabilities: { delay: 1 }, delayMs: 100 })
   const customer = uid('first')
-  const since = sim.requests.total
+  const since = sim.requests.total - 1 // the seq of the last request so far: entries() gives those after it
   const sends = (from: number, to = Infinity): number[] => sim.requests.entries({ since, route: BATCH })
     .map((r) => Date.parse(r.at)).filter((at) => at >= from && at <= to).sort((a, b) => a - b)
   const gaps = (ats: number[]): number[] => ats.slice(1).map((at, i) => at - ats[i])
