@@ -102,6 +102,8 @@ export class Forwarder {
   #claimedAhead = new Map<string, Array<{ batch: ClaimedEvent[], claimedAt: number }>>()
   /** Delivered batches whose settle is still being written (see #recordLater): at most `concurrency`. */
   #recording = new Set<Promise<void>>()
+  /** Until when workers wait before their next batch, after a delivered batch could not be recorded. */
+  #recordFailedUntil = 0
 
   constructor (options: ForwarderOptions) {
     this.#o = options
@@ -141,8 +143,8 @@ export class Forwarder {
     this.#stopping = true
     this.wake()
     await Promise.all(this.#workers)
+    await Promise.allSettled(this.#recording)
     this.#workers = []
-    await Promise.all(this.#recording)
     this.#claimedAhead.clear()
     await releaseAllClaimedBy(this.#o.db, this.worker).catch((err: unknown) => {
       this.#o.log.warn({ err }, 'could not release claimed usage events at shutdown; their leases expire instead')
@@ -188,6 +190,12 @@ export class Forwarder {
     while (!this.#stopping) {
       if (index >= (this.#o.concurrencyWhileIngesting ?? this.#o.concurrency) && this.#o.ingestionWriting?.() === true) {
         await this.#sleep(INGESTION_CHECK_MS, false)
+        continue
+      }
+      // A delivered batch could not be recorded (see #recordLater): every worker waits as after a failed cycle.
+      const recordFailedWait = this.#recordFailedUntil - Date.now()
+      if (recordFailedWait > 0) {
+        await this.#sleep(recordFailedWait, false)
         continue
       }
       let probing: string | null = null
@@ -408,10 +416,12 @@ export class Forwarder {
       return
     }
     while (this.#recording.size >= this.#o.concurrency) await Promise.race(this.#recording)
-    const recording = this.#recordDelivered(events).then((n) => { this.#settled(organization, 'forwarded', n) }, (err: unknown) => {
+    const recording = this.#recordDelivered(events).then((n) => { this.#settled(organization, 'forwarded', n) }).catch((err: unknown) => {
       // Their claims run out and they are sent again, byte-identical: Lago answers value_already_exist. A
-      // PostgreSQL outage is logged once by the connection layer.
+      // PostgreSQL outage is logged once by the connection layer. Meanwhile the workers back off, as after a failed
+      // cycle, rather than keep sending what they may not be able to record either.
       if (!databaseUnavailable(err)) this.#o.log.error({ err, organization }, 'could not record delivered usage events; they are sent again when their claim expires (Lago recognises them)')
+      this.#recordFailedUntil = Date.now() + Math.min(this.#o.pollIntervalMs * 5, 5000)
     }).finally(() => { this.#recording.delete(recording) })
     this.#recording.add(recording)
   }

@@ -106,40 +106,78 @@ t.test('without LAGO_API_KEY nothing is forwarded and health says why', async (t
 })
 
 t.test('a delivered batch is recorded while its worker sends the next one; nothing is sent twice meanwhile', async (t) => {
-  // One worker, batches of 10: a claim takes 4 batches at once. A lease long enough for a batch claimed ahead to
-  // be sent rather than given back (that is done from a tenth of the lease on), and a Lago timeout above its delay.
+  // One worker, batches of 10. A lease long enough for a batch claimed ahead to be sent rather than given back (that
+  // is done from a tenth of the lease on), and a Lago timeout above its delay.
   const { app, sim } = await buildForwarding(t, { FORWARDER_CONCURRENCY: '1', FORWARDER_BATCH_SIZE: '10', FORWARDER_LEASE_MS: '60000', LAGO_TIMEOUT_MS: '5000' })
   const db = await sqlClient(t)
-  const locker = await sqlClient(t)
+  const holder = await sqlClient(t)
   const customer = uid('overlap')
   // A customer Lago knows already: its events' bodies are frozen by the claim itself (nothing else writes the claims).
   t.equal(await ingest(app, [seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) })]), 1)
   await until(async () => (await statusCounts(db, customer)).forwarded === 1, 'the customer provisioned')
+
+  // Recording a batch deletes its claims: while `holder` holds this advisory lock, every such delete waits for it
+  // (this file's database is its own).
+  const HOLD = 7317
+  await db.query(`CREATE FUNCTION test_hold_claim_deletes () RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN PERFORM pg_advisory_xact_lock_shared(${HOLD}); RETURN OLD; END $$`)
+  await db.query('CREATE TRIGGER test_hold_claim_deletes BEFORE DELETE ON usage_event_claims FOR EACH ROW EXECUTE FUNCTION test_hold_claim_deletes()')
+  t.teardown(async () => {
+    await holder.query('SELECT pg_advisory_unlock_all()').catch(() => {})
+    await db.query('DROP TRIGGER IF EXISTS test_hold_claim_deletes ON usage_event_claims; DROP FUNCTION IF EXISTS test_hold_claim_deletes()')
+  })
+  await holder.query('SELECT pg_advisory_lock($1)', [HOLD])
+
   // Each send takes 1.2 s: by the end of the first, ingestion has not written for a second, so its record goes on in
-  // the background (while ingestion writes it would be awaited).
+  // the background (while ingestion writes it is awaited).
   sim.faults.chaos({ seed: 1, route: 'POST /api/v1/events/batch', probabilities: { delay: 1 }, delayMs: 1200 })
   const events = Array.from({ length: 40 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) }))
   const since = sim.requests.total - 1 // the seq of the last request so far: entries() gives those after it
   t.equal(await ingest(app, events), 40)
 
-  // Once the first claim is in (one batch, or four when ingestion had stopped writing), another session locks its
-  // claims: recording those batches waits for it; the next claim's rows are free.
-  const claimed = async (): Promise<number> => (await db.query(`SELECT count(*)::int AS n FROM usage_event_claims c
-    JOIN litellm_usage_events e ON e.id = c.event_id WHERE e.customer_external_id = $1`, [customer])).rows[0].n
-  await until(async () => await claimed() >= 10, 'the first claim')
-  await locker.query('BEGIN')
-  await locker.query(`SELECT c.event_id FROM usage_event_claims c JOIN litellm_usage_events e ON e.id = c.event_id
-    WHERE e.customer_external_id = $1 FOR UPDATE OF c`, [customer])
-
   const inLago = (): number => storedFor(sim, events.map((e) => e.request_id)).size
   await until(() => inLago() >= 20, 'the second batch in Lago')
   t.same(await statusCounts(db, customer), { forwarded: 1, pending: 40 }, 'the second batch was sent while the first one\'s record waited')
 
-  await locker.query('COMMIT')
+  await holder.query('SELECT pg_advisory_unlock($1)', [HOLD])
   await until(async () => (await statusCounts(db, customer)).forwarded === 41, 'all forwarded')
   const stored = storedFor(sim, events.map((e) => e.request_id))
   t.equal(stored.size, 40, 'every event is in Lago')
   t.ok([...stored.values()].every((n) => n === 1), 'each once')
   t.equal(sim.requests.entries({ route: '/api/v1/events/batch', since }).length, 4, 'four sends of 10: none repeated')
-  t.equal(await claimed(), 0, 'no claim left')
+  const { rows: [{ n: claims }] } = await db.query(`SELECT count(*)::int AS n FROM usage_event_claims c
+    JOIN litellm_usage_events e ON e.id = c.event_id WHERE e.customer_external_id = $1`, [customer])
+  t.equal(claims, 0, 'no claim left')
+})
+
+t.test('a delivered batch whose record fails is sent again once its claim expires, and Lago recognises it', async (t) => {
+  const { app, sim } = await buildForwarding(t, { FORWARDER_CONCURRENCY: '1', FORWARDER_BATCH_SIZE: '10', FORWARDER_LEASE_MS: '2000', LAGO_TIMEOUT_MS: '5000' })
+  const db = await sqlClient(t)
+  const customer = uid('unrecorded')
+  t.equal(await ingest(app, [seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) })]), 1)
+  await until(async () => (await statusCounts(db, customer)).forwarded === 1, 'the customer provisioned')
+
+  // The next delete of a claim fails (a sequence is not rolled back with it): recording the next batch fails once.
+  await db.query('CREATE SEQUENCE test_claim_deletes')
+  await db.query(`CREATE FUNCTION test_fail_first_claim_delete () RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN IF nextval('test_claim_deletes') = 1 THEN RAISE EXCEPTION 'test: this record fails'; END IF; RETURN OLD; END $$`)
+  await db.query('CREATE TRIGGER test_fail_first_claim_delete BEFORE DELETE ON usage_event_claims FOR EACH ROW EXECUTE FUNCTION test_fail_first_claim_delete()')
+  t.teardown(async () => {
+    await db.query(`DROP TRIGGER IF EXISTS test_fail_first_claim_delete ON usage_event_claims;
+      DROP FUNCTION IF EXISTS test_fail_first_claim_delete(); DROP SEQUENCE IF EXISTS test_claim_deletes`)
+  })
+  // A send of 1.2 s ends when ingestion has not written for a second: its record runs in the background.
+  sim.faults.chaos({ seed: 1, route: 'POST /api/v1/events/batch', probabilities: { delay: 1 }, delayMs: 1200 })
+  const events = Array.from({ length: 10 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) }))
+  const since = sim.requests.total - 1
+  t.equal(await ingest(app, events), 10)
+
+  await until(async () => (await statusCounts(db, customer)).forwarded === 11, 'forwarded after the resend', 30_000)
+  const sends = sim.requests.entries({ route: '/api/v1/events/batch', since })
+  t.equal(sends.length, 2, 'sent, not recorded, sent again when the claim expired')
+  t.equal(sends[0].status, 200)
+  t.equal(sends[1].status, 422, 'Lago answered the resend value_already_exist…')
+  const stored = storedFor(sim, events.map((e) => e.request_id))
+  t.ok(stored.size === 10 && [...stored.values()].every((n) => n === 1), '…and holds each event once')
+  t.ok((await db.query('SELECT last_value::int AS n FROM test_claim_deletes')).rows[0].n > 1, 'the failure happened, and deletes went on after it')
 })
