@@ -1,4 +1,5 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type pg from 'pg'
 import { seedEvent, sqlClient, uid } from '../../../helpers/app.js'
 import { buildForwarding, ingest, statusCounts, storedFor, until } from '../../../helpers/forwarding.js'
 
@@ -105,32 +106,33 @@ t.test('without LAGO_API_KEY nothing is forwarded and health says why', async (t
   t.match(health.bootstrap, { status: 'disabled' })
 })
 
-t.test('a delivered batch is recorded while its worker sends the next one; nothing is sent twice meanwhile', async (t) => {
-  // One worker, batches of 10. A lease long enough for a batch claimed ahead to be sent rather than given back (that
-  // is done from a tenth of the lease on), and a Lago timeout above its delay.
-  const { app, sim } = await buildForwarding(t, { FORWARDER_CONCURRENCY: '1', FORWARDER_BATCH_SIZE: '10', FORWARDER_LEASE_MS: '60000', LAGO_TIMEOUT_MS: '5000' })
+/**
+ * One worker sending batches of 10 for a customer Lago already knows (its events' bodies are frozen by the claim
+ * itself, so that only recording a batch deletes claims), each send taking 1.2 s: by the end of the first, ingestion
+ * has not written for a second, so batches are recorded in the background (while ingestion writes they are awaited).
+ * `onClaimDelete` is the body of a trigger run before each claim is deleted (this file's database is its own); the
+ * lease is `leaseMs`, the Lago timeout above the delay.
+ */
+async function recordingInBackground (t: Test, leaseMs: number, onClaimDelete: string): Promise<Awaited<ReturnType<typeof buildForwarding>> & { db: pg.Client, customer: string }> {
+  const { app, sim } = await buildForwarding(t, { FORWARDER_CONCURRENCY: '1', FORWARDER_BATCH_SIZE: '10', FORWARDER_LEASE_MS: String(leaseMs), LAGO_TIMEOUT_MS: '5000' })
   const db = await sqlClient(t)
-  const holder = await sqlClient(t)
-  const customer = uid('overlap')
-  // A customer Lago knows already: its events' bodies are frozen by the claim itself (nothing else writes the claims).
+  const customer = uid('recording')
   t.equal(await ingest(app, [seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) })]), 1)
   await until(async () => (await statusCounts(db, customer)).forwarded === 1, 'the customer provisioned')
-
-  // Recording a batch deletes its claims: while `holder` holds this advisory lock, every such delete waits for it
-  // (this file's database is its own).
-  const HOLD = 7317
-  await db.query(`CREATE FUNCTION test_hold_claim_deletes () RETURNS trigger LANGUAGE plpgsql AS
-    $$ BEGIN PERFORM pg_advisory_xact_lock_shared(${HOLD}); RETURN OLD; END $$`)
-  await db.query('CREATE TRIGGER test_hold_claim_deletes BEFORE DELETE ON usage_event_claims FOR EACH ROW EXECUTE FUNCTION test_hold_claim_deletes()')
-  t.teardown(async () => {
-    await holder.query('SELECT pg_advisory_unlock_all()').catch(() => {})
-    await db.query('DROP TRIGGER IF EXISTS test_hold_claim_deletes ON usage_event_claims; DROP FUNCTION IF EXISTS test_hold_claim_deletes()')
-  })
-  await holder.query('SELECT pg_advisory_lock($1)', [HOLD])
-
-  // Each send takes 1.2 s: by the end of the first, ingestion has not written for a second, so its record goes on in
-  // the background (while ingestion writes it is awaited).
+  await db.query(`CREATE FUNCTION test_on_claim_delete () RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${onClaimDelete} RETURN OLD; END $$`)
+  await db.query('CREATE TRIGGER test_on_claim_delete BEFORE DELETE ON usage_event_claims FOR EACH ROW EXECUTE FUNCTION test_on_claim_delete()')
+  t.teardown(async () => { await db.query('DROP TRIGGER IF EXISTS test_on_claim_delete ON usage_event_claims; DROP FUNCTION IF EXISTS test_on_claim_delete()') })
   sim.faults.chaos({ seed: 1, route: 'POST /api/v1/events/batch', probabilities: { delay: 1 }, delayMs: 1200 })
+  return { app, sim, db, customer }
+}
+
+t.test('a delivered batch is recorded while its worker sends the next one; nothing is sent twice meanwhile', async (t) => {
+  // A lease long enough for a batch claimed ahead to be sent rather than given back (from a tenth of the lease on).
+  // Recording a batch deletes its claims: while `holder` holds this advisory lock, every such delete waits for it.
+  const HOLD = 7317
+  const { app, sim, db, customer } = await recordingInBackground(t, 60_000, `PERFORM pg_advisory_xact_lock_shared(${HOLD});`)
+  const holder = await sqlClient(t)
+  await holder.query('SELECT pg_advisory_lock($1)', [HOLD])
   const events = Array.from({ length: 40 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) }))
   const since = sim.requests.total - 1 // the seq of the last request so far: entries() gives those after it
   t.equal(await ingest(app, events), 40)
@@ -151,23 +153,12 @@ t.test('a delivered batch is recorded while its worker sends the next one; nothi
 })
 
 t.test('a delivered batch whose record fails is sent again once its claim expires, and Lago recognises it', async (t) => {
-  const { app, sim } = await buildForwarding(t, { FORWARDER_CONCURRENCY: '1', FORWARDER_BATCH_SIZE: '10', FORWARDER_LEASE_MS: '2000', LAGO_TIMEOUT_MS: '5000' })
-  const db = await sqlClient(t)
-  const customer = uid('unrecorded')
-  t.equal(await ingest(app, [seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) })]), 1)
-  await until(async () => (await statusCounts(db, customer)).forwarded === 1, 'the customer provisioned')
-
   // The next delete of a claim fails (a sequence is not rolled back with it): recording the next batch fails once.
+  // (No claim is deleted before the events below are ingested: the sequence is there by then.)
+  const { app, sim, db, customer } = await recordingInBackground(t, 2000,
+    'IF nextval(\'test_claim_deletes\') = 1 THEN RAISE EXCEPTION \'test: this record fails\'; END IF;')
   await db.query('CREATE SEQUENCE test_claim_deletes')
-  await db.query(`CREATE FUNCTION test_fail_first_claim_delete () RETURNS trigger LANGUAGE plpgsql AS
-    $$ BEGIN IF nextval('test_claim_deletes') = 1 THEN RAISE EXCEPTION 'test: this record fails'; END IF; RETURN OLD; END $$`)
-  await db.query('CREATE TRIGGER test_fail_first_claim_delete BEFORE DELETE ON usage_event_claims FOR EACH ROW EXECUTE FUNCTION test_fail_first_claim_delete()')
-  t.teardown(async () => {
-    await db.query(`DROP TRIGGER IF EXISTS test_fail_first_claim_delete ON usage_event_claims;
-      DROP FUNCTION IF EXISTS test_fail_first_claim_delete(); DROP SEQUENCE IF EXISTS test_claim_deletes`)
-  })
-  // A send of 1.2 s ends when ingestion has not written for a second: its record runs in the background.
-  sim.faults.chaos({ seed: 1, route: 'POST /api/v1/events/batch', probabilities: { delay: 1 }, delayMs: 1200 })
+  t.teardown(async () => { await db.query('DROP SEQUENCE IF EXISTS test_claim_deletes') })
   const events = Array.from({ length: 10 }, () => seedEvent({ customer_id: customer, timestamp: Math.floor(Date.now() / 1000) }))
   const since = sim.requests.total - 1
   t.equal(await ingest(app, events), 10)
