@@ -78,7 +78,7 @@ export const ConfigSchema = Type.Object({
   API_BODY_LIMIT_BYTES: PositiveInt(262_144, 'Largest request body accepted by the /api endpoints'),
   RATE_LIMIT_MAX: PositiveInt(600, 'Requests per window per API key on /api, and per client IP on every other endpoint (ingestion aside)'),
   RATE_LIMIT_WINDOW_MS: PositiveInt(60_000, 'Rate limit window'),
-  INGEST_RATE_LIMIT_MAX: Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 300_000, description: 'Requests per window per client IP on the ingestion endpoints, all of them together, counted per instance in-process; 0 turns this limit off' }),
+  INGEST_RATE_LIMIT_MAX: Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 3_000_000, description: 'Requests per window per client IP on the ingestion endpoints, all of them together, counted per instance in-process; 0 turns this limit off' }),
   LAGO_CACHE_TTL_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400, default: 30, description: 'How long Lago reads (customers, plans, billable metrics) are cached (in Redis, or in-process without REDIS_URL); 0 turns the cache off' }),
 
   WEBHOOK_SECRET: Type.Optional(Type.String({
