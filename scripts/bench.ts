@@ -80,7 +80,7 @@ const figures: Figure[] = []
 // A figure some of whose requests failed is not a figure of the service (the mixed scenario once measured the
 // ingestion limit's fast 429s): it cannot meet its goal, and says so.
 const add = (f: Figure): void => {
-  if ((f.errors ?? 0) > 0 && f.met !== undefined) f = { ...f, met: false, goal: `${f.goal ?? ''} (${fmt(f.errors ?? 0)} requests failed)` }
+  if ((f.errors ?? 0) > 0 && f.met !== undefined) f = { ...f, met: false, goal: `${f.goal !== undefined ? `${f.goal} ` : ''}(${fmt(f.errors ?? 0)} requests failed)` }
   figures.push(f)
   console.log(`  ${f.scenario}: ${fmt(f.value, f.value < 100 ? 2 : 0)} ${f.unit}${f.ratio !== undefined ? ` (${fmt(f.ratio, 2)}× ${f.reference})` : ''}${(f.errors ?? 0) > 0 ? `, ${fmt(f.errors ?? 0)} requests FAILED` : ''}`)
 }

@@ -141,10 +141,10 @@ async function withAutocannon (opts: LoadOptions): Promise<LoadResult> {
 }
 
 async function paced (opts: LoadOptions & { rate: number }): Promise<LoadResult> {
-  const r = JSON.parse(await runWorker('paced-worker.js', opts)) as { requests: number, seconds: number, ok: number, errors: number, p50: number, p99: number, sendLagP99: number, connectionsUsed: number, connectionCap: number }
+  const r = JSON.parse(await runWorker('paced-worker.js', opts)) as { requests: number, seconds: number, ok: number, errors: number, p50: number, p99: number, sendLagP99: number, connectionsUsed: number, connectionCap: number, waitingForConnection: number }
   // How late the loader itself sent (part of every latency it reports), so that a figure can be told apart from it,
-  // and how many connections the service's answers kept busy at most.
-  const loader = `${loaderName(opts.rate)}, its own sending lag p99 ${r.sendLagP99.toFixed(1)} ms, at most ${r.connectionsUsed} of ${r.connectionCap} connections open`
+  // how many connections were open at most, and how many due requests waited for one at most (the lag leaves that out).
+  const loader = `${loaderName(opts.rate)}, its own sending lag p99 ${r.sendLagP99.toFixed(1)} ms, at most ${r.connectionsUsed} of ${r.connectionCap} connections open and ${r.waitingForConnection} requests waiting for one`
   return { loader, requests: r.requests, seconds: r.seconds, reqPerSec: r.requests / r.seconds, ok: r.ok, errors: r.errors, p50: r.p50, p99: r.p99 }
 }
 

@@ -18,10 +18,13 @@ const opts = JSON.parse(readFileSync(process.argv[2], 'utf8')) as { url: string,
 // when all are busy). Not more: 100 ms' worth (859) made this process's own sending lag and the alone p99 two to
 // three times worse.
 const connectionCap = Math.max(opts.connections, Math.ceil(opts.rate / 40))
-// Kept open once opened (undici closes idle ones after 4 s): reopening them in the next burst adds a handshake to it.
-const pool = new Pool(opts.url, { connections: connectionCap, pipelining: 1, keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 })
-/** The most connections open at once (reported: how many the service needed). */
+const pool = new Pool(opts.url, { connections: connectionCap, pipelining: 1 })
+/**
+ * Measured once the warm-up is over: the most connections open, and the most due requests waiting here for one (0: the
+ * loader never held a request back; the latencies count that wait anyway, from when each request was due).
+ */
 let connectionsUsed = 0
+let waitingForConnection = 0
 const WARM_UP_SECONDS = 5
 const warmUp = Math.round(opts.rate * WARM_UP_SECONDS)
 const total = warmUp + Math.round(opts.rate * opts.seconds)
@@ -58,7 +61,10 @@ await new Promise<void>((resolve) => {
   const tick = (): void => {
     const now = performance.now()
     for (; next < total && start + next * 1000 / opts.rate <= now; next++) inFlight.push(send(next, start + next * 1000 / opts.rate))
-    connectionsUsed = Math.max(connectionsUsed, pool.stats.connected)
+    if (now >= measuredFrom) {
+      connectionsUsed = Math.max(connectionsUsed, pool.stats.connected)
+      waitingForConnection = Math.max(waitingForConnection, pool.stats.queued)
+    }
     if (next < total) setTimeout(tick, 1)
     else resolve()
   }
@@ -74,5 +80,5 @@ const percentile = (values: Float64Array, p: number): number => {
 }
 const measured = { latencies: latencies.subarray(warmUp), lags: lags.subarray(warmUp) }
 process.stdout.write(`${JSON.stringify({
-  requests: total - warmUp, seconds, ok, errors, p50: percentile(measured.latencies, 50), p99: percentile(measured.latencies, 99), sendLagP99: percentile(measured.lags, 99), connectionsUsed, connectionCap
+  requests: total - warmUp, seconds, ok, errors, p50: percentile(measured.latencies, 50), p99: percentile(measured.latencies, 99), sendLagP99: percentile(measured.lags, 99), connectionsUsed, connectionCap, waitingForConnection
 })}\n`)
