@@ -243,7 +243,7 @@ export class Forwarder {
         }
         databaseFailures = 0
         this.#o.log.error({ err }, 'forwarder cycle failed; retrying shortly')
-        await this.#sleep(Math.min(this.#o.pollIntervalMs * 5, 5000), false)
+        await this.#sleep(this.#failedCycleWaitMs, false)
       }
     }
   }
@@ -403,6 +403,11 @@ export class Forwarder {
     if (pending.length > 0) this.#settled(organization, 'released', await release(this.#o.db, pending, this.#lanes.pauseRemaining(organization)))
   }
 
+  /** How long the workers wait after a cycle failed for a reason other than PostgreSQL's availability. */
+  get #failedCycleWaitMs (): number {
+    return Math.min(this.#o.pollIntervalMs * 5, 5000)
+  }
+
   /**
    * Records a delivered batch while its worker goes on to the next one: the settle (a write of every event, about a
    * third of a batch's time when each Lago call takes 50 ms) overlaps the next send instead of preceding it. Until
@@ -421,7 +426,7 @@ export class Forwarder {
       // PostgreSQL outage is logged once by the connection layer. Meanwhile the workers back off, as after a failed
       // cycle, rather than keep sending what they may not be able to record either.
       if (!databaseUnavailable(err)) this.#o.log.error({ err, organization }, 'could not record delivered usage events; they are sent again when their claim expires (Lago recognises them)')
-      this.#recordFailedUntil = Date.now() + Math.min(this.#o.pollIntervalMs * 5, 5000)
+      this.#recordFailedUntil = Date.now() + this.#failedCycleWaitMs
     }).finally(() => { this.#recording.delete(recording) })
     this.#recording.add(recording)
   }
