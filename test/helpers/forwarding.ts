@@ -33,11 +33,17 @@ export async function buildForwarding (t: TestContext, env: Record<string, strin
   return { app, sim }
 }
 
-/** Waits until `check` holds, polling; fails with `what` after `timeoutMs`. */
-export async function until (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+/**
+ * Waits until `check` holds, polling; fails with `what` after `timeoutMs`, and with what `state` then says (the
+ * state that never came, for a failure seen once in a while to explain itself).
+ */
+export async function until (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000, state?: () => unknown): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    if (Date.now() > deadline) {
+      const seen = state === undefined ? '' : `; state then: ${JSON.stringify(await state())}`
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${seen}`)
+    }
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
 }

@@ -19,7 +19,8 @@ t.test('each organization\'s events reach only its own Lago, exactly once, sent 
   t.equal(await ingest(app, ofA), 120)
   await ingestAs(app, tokenB, ofB)
 
-  await until(async () => (await organizationCounts(db, 'default', [cusA])).forwarded === 120 && (await organizationCounts(db, b, [cusB])).forwarded === 130, 'both organizations forwarded')
+  await until(async () => (await organizationCounts(db, 'default', [cusA])).forwarded === 120 && (await organizationCounts(db, b, [cusB])).forwarded === 130, 'both organizations forwarded', undefined,
+    async () => ({ a: await organizationCounts(db, 'default', [cusA]), b: await organizationCounts(db, b, [cusB]), organizations: (await health(app)).organizations, sentToA: simA.requests.entries().length, sentToB: simB.requests.entries().length }))
   t.ok(eachOnce(simA, ofA), 'A\'s Lago holds each of A\'s events once')
   t.ok(eachOnce(simB, ofB), 'B\'s Lago holds each of B\'s events once')
   t.equal(heldBy(simA, ofB), 0, 'none of B\'s events in A\'s Lago')
