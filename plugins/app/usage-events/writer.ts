@@ -7,6 +7,12 @@ export interface UsageEventWriterOptions {
   write: (events: UsageEvent[]) => Promise<WriteOutcome[]>
   maxBatchRows: number
   maxConcurrentWrites: number
+  /**
+   * A write beyond the first starts only when at least this many events wait, or a full write (maxBatchRows) if
+   * fewer (default 1: whenever any wait). Small writes side by side compete for the same CPUs and finish no sooner
+   * than one write holding all of them.
+   */
+  overlapMinRows?: number
   /** Extra wait before a write to gather more events; 0 groups only what arrives while writes are in flight. */
   lingerMs: number
   /**
@@ -109,8 +115,14 @@ export class UsageEventWriter {
     await new Promise<void>((resolve) => this.#drained.push(resolve))
   }
 
+  /** Whether the queue may start a write now: below the concurrency limit, and enough events for a write beside one in flight. */
+  #mayWrite (): boolean {
+    if (this.#queue.length === 0 || this.#inFlight >= this.#opts.maxConcurrentWrites) return false
+    return this.#inFlight === 0 || this.#queue.length >= Math.min(this.#opts.overlapMinRows ?? 1, this.#opts.maxBatchRows)
+  }
+
   #schedule (): void {
-    if (this.#scheduled || this.#queue.length === 0 || this.#inFlight >= this.#opts.maxConcurrentWrites) return
+    if (this.#scheduled || !this.#mayWrite()) return
     this.#scheduled = true
     // setImmediate lets the requests parsed in the same turn of the event loop join this write.
     if (this.#opts.lingerMs > 0) setTimeout(() => this.#flush(), this.#opts.lingerMs)
@@ -119,7 +131,7 @@ export class UsageEventWriter {
 
   #flush (): void {
     this.#scheduled = false
-    if (this.#queue.length === 0 || this.#inFlight >= this.#opts.maxConcurrentWrites) return
+    if (!this.#mayWrite()) return
     const batch = this.#queue.splice(0, this.#opts.maxBatchRows)
     this.#inFlight++
     this.#schedule()
