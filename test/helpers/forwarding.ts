@@ -41,7 +41,10 @@ export async function until (check: () => boolean | Promise<boolean>, what: stri
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) {
-      const seen = state === undefined ? '' : `; state then: ${JSON.stringify(await state())}`
+      let seen = ''
+      if (state !== undefined) {
+        try { seen = `; state then: ${JSON.stringify(await state())}` } catch (err) { seen = `; the state could not be read: ${String(err)}` }
+      }
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${seen}`)
     }
     await new Promise((resolve) => setTimeout(resolve, 25))

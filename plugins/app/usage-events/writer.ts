@@ -8,11 +8,13 @@ export interface UsageEventWriterOptions {
   maxBatchRows: number
   maxConcurrentWrites: number
   /**
-   * A write beyond the first starts only when at least this many events wait, or a full write (maxBatchRows) if
-   * fewer (default 1: whenever any wait). Small writes side by side compete for the same CPUs and finish no sooner
-   * than one write holding all of them.
+   * A write beside those in flight starts only when at least this many events wait, or a full write (maxBatchRows)
+   * if fewer (default 1: whenever any wait), or when every write in flight has taken overlapAfterMs. Small writes
+   * side by side compete for the same CPUs and finish no sooner than one write holding all of them.
    */
   overlapMinRows?: number
+  /** A write in flight this long (waiting on a lock, being split) no longer holds back the next (default: never). */
+  overlapAfterMs?: number
   /** Extra wait before a write to gather more events; 0 groups only what arrives while writes are in flight. */
   lingerMs: number
   /**
@@ -76,6 +78,8 @@ export class UsageEventWriter {
   readonly #opts: UsageEventWriterOptions
   #queue: Waiting[] = []
   #inFlight = 0
+  /** Writes in flight for longer than overlapAfterMs: they do not hold back the next write. */
+  #late = 0
   #scheduled = false
   #closed = false
   #drained: Array<() => void> = []
@@ -118,7 +122,7 @@ export class UsageEventWriter {
   /** Whether the queue may start a write now: below the concurrency limit, and enough events for a write beside one in flight. */
   #mayWrite (): boolean {
     if (this.#queue.length === 0 || this.#inFlight >= this.#opts.maxConcurrentWrites) return false
-    return this.#inFlight === 0 || this.#queue.length >= Math.min(this.#opts.overlapMinRows ?? 1, this.#opts.maxBatchRows)
+    return this.#inFlight === this.#late || this.#queue.length >= Math.min(this.#opts.overlapMinRows ?? 1, this.#opts.maxBatchRows)
   }
 
   #schedule (): void {
@@ -135,7 +139,14 @@ export class UsageEventWriter {
     const batch = this.#queue.splice(0, this.#opts.maxBatchRows)
     this.#inFlight++
     this.#schedule()
+    let late = false
+    const overlapAfterMs = this.#opts.overlapAfterMs
+    const timer = overlapAfterMs === undefined
+      ? undefined
+      : setTimeout(() => { late = true; this.#late++; this.#schedule() }, overlapAfterMs).unref()
     this.#write(batch).finally(() => {
+      clearTimeout(timer)
+      if (late) this.#late--
       this.#inFlight--
       this.#schedule()
       if (this.#queue.length === 0 && this.#inFlight === 0) for (const done of this.#drained.splice(0)) done()

@@ -101,6 +101,30 @@ t.test('a write beside one in flight starts only once overlapMinRows events wait
   t.equal((await Promise.all(three)).length, 3)
 })
 
+t.test('a write in flight for overlapAfterMs no longer holds back the events waiting behind it', async (t) => {
+  const { calls, write } = controlledWrite()
+  const writer = new UsageEventWriter({ write, maxBatchRows: 100, maxConcurrentWrites: 2, lingerMs: 0, overlapMinRows: 50, overlapAfterMs: 30 })
+  const started = performance.now()
+  const stuck = writer.submit([event('stuck')])
+  await tick()
+  const behind = writer.submit([event('behind')])
+  await tick(); await tick()
+  t.equal(calls.length, 1, 'one event waiting behind a fresh write: it waits')
+  // Waits on the condition (the timer firing), not a fixed time.
+  while (calls.length < 2 && performance.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.same(calls.map((c) => c.events.map((e) => e.requestId)), [['stuck'], ['behind']], 'once the first write is late, the waiting event gets its own write')
+  t.ok(performance.now() - started >= 30, 'not before overlapAfterMs')
+  calls[1].finish()
+  t.same(await behind, [{ status: 'accepted', id: 0 }], 'answered while the first write still hangs')
+  t.same(writer.backlog, { queued: 0, writing: 1 })
+  const next = writer.submit([event('next')])
+  await tick(); await tick()
+  t.equal(calls.length, 3, 'the late write holds nothing back: the next event is written at once')
+  calls[2].finish(); await next
+  calls[0].finish(); await stuck
+  t.same(writer.backlog, { queued: 0, writing: 0 })
+})
+
 t.test('a failed write fails exactly the requests in it; close drains and then refuses', async (t) => {
   const { calls, write } = controlledWrite()
   const writer = new UsageEventWriter({ write, maxBatchRows: 100, maxConcurrentWrites: 1, lingerMs: 0 })
