@@ -135,7 +135,7 @@ export const ConfigSchema = Type.Object({
   BILLING_AUDIT_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 604_800_000, default: 3_600_000, description: 'How often the billing audit compares what was forwarded with Lago\'s current usage (0: only on GET /api/billing/audit)' }),
 
   INGEST_MAX_BATCH_ROWS: PositiveInt(1000, 'Most usage events written by one multi-row insert', 10_000),
-  INGEST_MAX_CONCURRENT_WRITES: PositiveInt(2, 'Multi-row inserts in flight at once; a write beside one in flight starts only once 200 events wait (a full write when INGEST_MAX_BATCH_ROWS is smaller) or the one in flight has taken 50 ms', 64),
+  INGEST_MAX_CONCURRENT_WRITES: PositiveInt(2, 'Multi-row inserts in flight at once', 64),
   INGEST_LINGER_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 0, description: 'Extra wait to gather more events per insert (0: group only what arrives while a write is in flight)' })
 })
 

@@ -26,19 +26,6 @@ declare module 'fastify' {
   }
 }
 
-/**
- * A second write starts beside one in flight only when this many events wait. Single events from 100 connections
- * never queue that many: one write at a time, holding every waiting request, served 11 % more than two writes of
- * half as many (npm run bench, alternating). Batches of 500 still get their second write, which they need
- * (53,214–54,181 events/s, 38,608–40,050 with one write at a time).
- */
-const OVERLAP_MIN_ROWS = 200
-/**
- * ...or once the write in flight has taken this long (a write takes 1–5 ms here): one slow write (waiting on a lock,
- * split after a refused row) must not hold back every request behind it.
- */
-const OVERLAP_AFTER_MS = 50
-
 const emptyCounts = (): StatusCountsBody => ({ received: 0, pending: 0, failed: 0, forwarded: 0, dead: 0, unmapped: 0, not_billable: 0, lago_error: 0 })
 
 export default fp(async function usageEvents (fastify) {
@@ -48,8 +35,6 @@ export default fp(async function usageEvents (fastify) {
     write: async (events) => await insertUsageEvents(db, events),
     maxBatchRows: config.INGEST_MAX_BATCH_ROWS,
     maxConcurrentWrites: config.INGEST_MAX_CONCURRENT_WRITES,
-    overlapMinRows: OVERLAP_MIN_ROWS,
-    overlapAfterMs: OVERLAP_AFTER_MS,
     lingerMs: config.INGEST_LINGER_MS,
     onCommitted: (n, meanLatencyMs) => signals.emit('committed', n, meanLatencyMs),
     check: usageEventProblem,

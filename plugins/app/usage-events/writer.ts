@@ -7,14 +7,6 @@ export interface UsageEventWriterOptions {
   write: (events: UsageEvent[]) => Promise<WriteOutcome[]>
   maxBatchRows: number
   maxConcurrentWrites: number
-  /**
-   * A write beside those in flight starts only when at least this many events wait, or a full write (maxBatchRows)
-   * if fewer (default 1: whenever any wait), or when every write in flight has taken overlapAfterMs. Small writes
-   * side by side compete for the same CPUs and finish no sooner than one write holding all of them.
-   */
-  overlapMinRows?: number
-  /** A write in flight this long (waiting on a lock, being split) no longer holds back the next (default: never). */
-  overlapAfterMs?: number
   /** Extra wait before a write to gather more events; 0 groups only what arrives while writes are in flight. */
   lingerMs: number
   /**
@@ -78,8 +70,6 @@ export class UsageEventWriter {
   readonly #opts: UsageEventWriterOptions
   #queue: Waiting[] = []
   #inFlight = 0
-  /** Writes in flight for longer than overlapAfterMs: they do not hold back the next write. */
-  #late = 0
   #scheduled = false
   #closed = false
   #drained: Array<() => void> = []
@@ -119,14 +109,8 @@ export class UsageEventWriter {
     await new Promise<void>((resolve) => this.#drained.push(resolve))
   }
 
-  /** Whether the queue may start a write now: below the concurrency limit, and enough events for a write beside one in flight. */
-  #mayWrite (): boolean {
-    if (this.#queue.length === 0 || this.#inFlight >= this.#opts.maxConcurrentWrites) return false
-    return this.#inFlight === this.#late || this.#queue.length >= Math.min(this.#opts.overlapMinRows ?? 1, this.#opts.maxBatchRows)
-  }
-
   #schedule (): void {
-    if (this.#scheduled || !this.#mayWrite()) return
+    if (this.#scheduled || this.#queue.length === 0 || this.#inFlight >= this.#opts.maxConcurrentWrites) return
     this.#scheduled = true
     // setImmediate lets the requests parsed in the same turn of the event loop join this write.
     if (this.#opts.lingerMs > 0) setTimeout(() => this.#flush(), this.#opts.lingerMs)
@@ -135,18 +119,11 @@ export class UsageEventWriter {
 
   #flush (): void {
     this.#scheduled = false
-    if (!this.#mayWrite()) return
+    if (this.#queue.length === 0 || this.#inFlight >= this.#opts.maxConcurrentWrites) return
     const batch = this.#queue.splice(0, this.#opts.maxBatchRows)
     this.#inFlight++
     this.#schedule()
-    let late = false
-    const overlapAfterMs = this.#opts.overlapAfterMs
-    const timer = overlapAfterMs === undefined
-      ? undefined
-      : setTimeout(() => { late = true; this.#late++; this.#schedule() }, overlapAfterMs).unref()
     this.#write(batch).finally(() => {
-      clearTimeout(timer)
-      if (late) this.#late--
       this.#inFlight--
       this.#schedule()
       if (this.#queue.length === 0 && this.#inFlight === 0) for (const done of this.#drained.splice(0)) done()

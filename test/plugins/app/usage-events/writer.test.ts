@@ -63,68 +63,6 @@ t.test('a write is capped at maxBatchRows and writes run up to the concurrency l
   t.equal((await all).length, 8)
 })
 
-t.test('a write beside one in flight starts only once overlapMinRows events wait; the first write never waits for them', async (t) => {
-  const { calls, write } = controlledWrite()
-  const writer = new UsageEventWriter({ write, maxBatchRows: 100, maxConcurrentWrites: 2, lingerMs: 0, overlapMinRows: 5 })
-  const first = writer.submit([event('a')])
-  await tick()
-  t.same(calls.map((c) => c.events.length), [1], 'alone, one event is written at once')
-  const few = Array.from({ length: 4 }, (_, i) => writer.submit([event(`f${i}`)]))
-  await tick(); await tick()
-  t.same(calls.map((c) => c.events.length), [1], 'four waiting: no second write beside the first')
-  t.same(writer.backlog, { queued: 4, writing: 1 })
-  const fifth = writer.submit([event('f4')])
-  await tick(); await tick()
-  t.same(calls.map((c) => c.events.length), [1, 5], 'the fifth makes five waiting: they are written beside the first')
-  const late = writer.submit([event('g')])
-  await tick(); await tick()
-  t.equal(calls.length, 2, 'two writes in flight: the limit holds')
-  calls[1].finish()
-  t.equal((await Promise.all([...few, fifth])).length, 5)
-  await tick(); await tick()
-  t.equal(calls.length, 2, 'one write in flight and one event waiting: it waits for that write')
-  calls[0].finish()
-  await first
-  await tick(); await tick()
-  t.same(calls.map((c) => c.events.length), [1, 5, 1], 'no write in flight: the lone event is written')
-  calls[2].finish()
-  t.same(await late, [{ status: 'accepted', id: 0 }])
-  t.same(writer.backlog, { queued: 0, writing: 0 })
-
-  // Writes smaller than overlapMinRows (one insert per request, say) run side by side as soon as one is full.
-  const small = controlledWrite()
-  const oneByOne = new UsageEventWriter({ write: small.write, maxBatchRows: 1, maxConcurrentWrites: 3, lingerMs: 0, overlapMinRows: 5 })
-  const three = [oneByOne.submit([event('x')]), oneByOne.submit([event('y')]), oneByOne.submit([event('z')])]
-  await tick(); await tick(); await tick()
-  t.same(small.calls.map((c) => c.events.length), [1, 1, 1], 'three single-row writes in flight at once')
-  for (const c of small.calls) c.finish()
-  t.equal((await Promise.all(three)).length, 3)
-})
-
-t.test('a write in flight for overlapAfterMs no longer holds back the events waiting behind it', async (t) => {
-  const { calls, write } = controlledWrite()
-  const writer = new UsageEventWriter({ write, maxBatchRows: 100, maxConcurrentWrites: 2, lingerMs: 0, overlapMinRows: 50, overlapAfterMs: 30 })
-  const started = performance.now()
-  const stuck = writer.submit([event('stuck')])
-  await tick()
-  const behind = writer.submit([event('behind')])
-  await tick(); await tick()
-  t.equal(calls.length, 1, 'one event waiting behind a fresh write: it waits')
-  // Waits on the condition (the timer firing), not a fixed time.
-  while (calls.length < 2 && performance.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 5))
-  t.same(calls.map((c) => c.events.map((e) => e.requestId)), [['stuck'], ['behind']], 'once the first write is late, the waiting event gets its own write')
-  t.ok(performance.now() - started >= 30, 'not before overlapAfterMs')
-  calls[1].finish()
-  t.same(await behind, [{ status: 'accepted', id: 0 }], 'answered while the first write still hangs')
-  t.same(writer.backlog, { queued: 0, writing: 1 })
-  const next = writer.submit([event('next')])
-  await tick(); await tick()
-  t.equal(calls.length, 3, 'the late write holds nothing back: the next event is written at once')
-  calls[2].finish(); await next
-  calls[0].finish(); await stuck
-  t.same(writer.backlog, { queued: 0, writing: 0 })
-})
-
 t.test('a failed write fails exactly the requests in it; close drains and then refuses', async (t) => {
   const { calls, write } = controlledWrite()
   const writer = new UsageEventWriter({ write, maxBatchRows: 100, maxConcurrentWrites: 1, lingerMs: 0 })
