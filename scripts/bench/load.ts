@@ -79,11 +79,26 @@ function init(args)
   counter = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  -- The template cut at each placeholder once: a request joins the pieces around its id, where a gsub over the
+  -- whole body (1.3 MB for generic_api) took a third of a CPU from the service under test.
+  parts = {}
+  slots = {}
+  local from = 1
+  while true do
+    local s, e = template:find("${PLACEHOLDER}", from, true)
+    if s == nil then break end
+    parts[#parts + 1] = template:sub(from, s - 1)
+    parts[#parts + 1] = ""
+    slots[#slots + 1] = #parts
+    from = e + 1
+  end
+  parts[#parts + 1] = template:sub(from)
 end
 function request()
   counter = counter + 1
-  local body = template:gsub("${PLACEHOLDER}", prefix .. counter)
-  return wrk.format(nil, nil, nil, body)
+  local id = prefix .. counter
+  for i = 1, #slots do parts[slots[i]] = id end
+  return wrk.format(nil, nil, nil, table.concat(parts))
 end
 function done(summary, latency, requests)
   local e = summary.errors
