@@ -167,7 +167,8 @@ t.test('claims (2100): down puts each live claim and what it froze back into its
   await client.query(`INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at, external_subscription_id, lago_payload)
     SELECT id, received_at, 'default', 'w1', now() + interval '1 minute', 'sub-1', '{"transaction_id":"req-1"}' FROM litellm_usage_events WHERE id = $1`, [held.id])
 
-  const { error } = await createMigrator(db).migrateDown()
+  // Down to the migration before 2100: the later ones come down first (1000 puts the claims' foreign key back).
+  const { error } = await createMigrator(db).migrateTo('2026_11_26_2000_no_global_unsent_index')
   t.equal(error, undefined)
   const { rows } = await client.query('SELECT id, claimed_by, claim_token > 0 AS claimed, lease_expires_at > now() AS leased, external_subscription_id, lago_payload FROM litellm_usage_events ORDER BY id')
   t.same(rows, [

@@ -6,6 +6,8 @@ import { serviceWithSecondOrganization } from '../../helpers/organizations.js'
 import { postGeneric } from '../../helpers/litellm.js'
 import { ORGANIZATION_TABLES } from '../../../plugins/app/organizations/repository.js'
 import { simulateCall, standardLoggingPayload } from '../../../scripts/litellm-simulator/index.js'
+import { claimDueEvents } from '../../../plugins/app/forwarder/repository.js'
+import { until } from '../../helpers/forwarding.js'
 
 // Deleting an organization: only once disabled, all its rows or none, its credentials refused afterwards.
 const ADMIN = 'admin-key-' + randomBytes(6).toString('hex')
@@ -80,4 +82,35 @@ t.test('a disabled organization is deleted with every row it owns; its token and
   const again = await admin.post('/api/organizations', { id, name: 'New Ltd', lago_api_url: simB.url, lago_api_key: 'lago-key-b' })
   t.equal(again.statusCode, 201)
   t.equal((await apiClient(app, again.json().api_key).get('/api/customer-mappings')).json().total, 0)
+})
+
+t.test('a claim in flight when its organization is purged: the purge waits for it, then deletes its claims too', async (t) => {
+  const id = `racing-${randomBytes(3).toString('hex')}`
+  const { app, admin, tokenB } = await serviceWithSecondOrganization(t, { admin: ADMIN, keyA: KEY_A, tokenA: '' }, id, { env: { WEBHOOK_AUTH: 'none' } })
+  const db = await sqlClient(t)
+  const holder = await sqlClient(t)
+  for (const r of [uid('req-r'), uid('req-r'), uid('req-r')]) {
+    const res = await app.inject({ method: 'POST', url: '/webhooks/litellm', headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenB}` }, payload: seedEvent({ request_id: r }) })
+    t.equal(res.statusCode, 202)
+  }
+  const waiting = async (statement: string): Promise<boolean> => (await db.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query ILIKE $1", [`%${statement}%`])).rows[0].n > 0
+
+  // The claim stops between locking its events and inserting its claims (the table is held in SHARE mode).
+  await holder.query('BEGIN')
+  await holder.query('LOCK TABLE usage_event_claims IN SHARE MODE')
+  const claim = claimDueEvents(app.db, { organization: id, worker: 'racing', limit: 10, leaseMs: 60_000, metricCode: 'ai_usage' })
+  await until(async () => await waiting('INSERT INTO usage_event_claims'), 'the claim waiting to insert its claims')
+  // Disabled and purged meanwhile: the purge waits on the events the claim has locked.
+  t.equal((await admin.post(`/api/organizations/${id}/disable`)).statusCode, 200)
+  const purge = admin.delete(`/api/organizations/${id}`)
+  await until(async () => await waiting('DELETE FROM "litellm_usage_events"'), 'the purge waiting on the claimed events')
+  await holder.query('COMMIT')
+
+  const claimed = await claim
+  t.equal(claimed.length, 3, 'the claim went through')
+  const purged = await purge
+  t.equal(purged.statusCode, 200, purged.body)
+  t.match(purged.json(), { deleted_rows: { litellm_usage_events: 3, usage_event_claims: 3 } }, 'the claims committed while the purge waited are deleted with the events')
+  t.same((await db.query('SELECT event_id FROM usage_event_claims WHERE organization_id = $1', [id])).rows, [], 'no claim left behind')
 })
