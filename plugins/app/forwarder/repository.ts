@@ -3,6 +3,7 @@ import type { EventInputObject } from '../lago/types.js'
 import type { Database, NewDeliveryAttempt } from '../../../db/database.js'
 import { PIN_INDEX_PLAN } from '../../../db/plans.js'
 import { PREPARED } from '../../../db/prepared.js'
+import { jsonbArray } from '../../../db/json-array.js'
 import { NO_CUSTOMER } from '../usage-events/normalize.js'
 import { lagoEventBody, type UsageEventForLago } from './lago-event.js'
 
@@ -141,7 +142,7 @@ async function insertClaims (trx: Kysely<Database>, due: DueRow[], opts: { organ
     INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at, external_subscription_id, lago_payload)
     SELECT s.id, s.received_at, ${opts.organization}, ${opts.worker}, now() + make_interval(secs => ${opts.leaseMs / 1000}), s.subscription, s.body
       FROM unnest(${claimable.map((r) => r.id)}::bigint[], ${claimable.map((r) => r.received_at)}::timestamptz[],
-                  ${frozen.map((f) => f.body === null ? null : f.subscription)}::text[], ${frozen.map((f) => f.body === null ? null : JSON.stringify(f.body))}::jsonb[])
+                  ${frozen.map((f) => f.body === null ? null : f.subscription)}::text[], ${jsonbArray(frozen.map((f) => f.body))})
         AS s(id, received_at, subscription, body)
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id, token`.execute(trx)
@@ -168,12 +169,12 @@ export async function freezeBodies (db: Kysely<Database>, claims: ClaimedEvent[]
   const items = claims.filter((c) => subscriptionOf.has(c.id))
   if (items.length === 0) return []
   const subscriptions = items.map((c) => subscriptionOf.get(c.id) as string)
-  const bodies = items.map((c, i) => JSON.stringify(lagoEventBody(c.event, subscriptions[i], metricCode)))
+  const bodies = items.map((c, i) => lagoEventBody(c.event, subscriptions[i], metricCode))
   const { rows } = await sql<{ event_id: number, lago_payload: EventInputObject }>`${PREPARED}
     UPDATE usage_event_claims c
        SET external_subscription_id = coalesce(c.external_subscription_id, s.subscription),
            lago_payload = coalesce(c.lago_payload, s.body)
-      FROM unnest(${items.map((c) => c.id)}::bigint[], ${items.map((c) => c.claimToken)}::bigint[], ${subscriptions}::text[], ${bodies}::jsonb[])
+      FROM unnest(${items.map((c) => c.id)}::bigint[], ${items.map((c) => c.claimToken)}::bigint[], ${subscriptions}::text[], ${jsonbArray(bodies)})
         AS s(id, token, subscription, body)
      WHERE c.event_id = s.id AND c.token = s.token
     RETURNING c.event_id, c.lago_payload`.execute(db)

@@ -2,6 +2,7 @@ import { sql, type Kysely, type RawBuilder, type Selectable } from 'kysely'
 import { DEFAULT_ORGANIZATION_ID, type Database, type UsageEventStatus, type UsageEventTable } from '../../../db/database.js'
 import { PIN_INDEX_PLAN } from '../../../db/plans.js'
 import { PREPARED } from '../../../db/prepared.js'
+import { jsonbArray } from '../../../db/json-array.js'
 import type { UsageEvent } from './normalize.js'
 
 /** What became of an event that reached the table. */
@@ -141,14 +142,6 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
 const requestKey = (e: UsageEvent): string => `${e.organizationId ?? DEFAULT_ORGANIZATION_ID}\u0000${e.requestId}`
 
 /**
- * The events' metadata as one jsonb array parameter, unnested in order: JSON.stringify once, where a jsonb[]
- * parameter had pg escape every quote of every document into an array literal (a twentieth of the service's CPU
- * under generic_api batches) and PostgreSQL read each document twice.
- */
-const metadataArray = (rows: UsageEvent[]): RawBuilder<unknown> =>
-  sql`ARRAY(SELECT m FROM jsonb_array_elements(${JSON.stringify(rows.map((e) => e.metadata))}::jsonb) WITH ORDINALITY AS x(m, o) ORDER BY o)`
-
-/**
  * The INSERT of events with distinct request_ids; fills outcomes[at[k]] and stored[at[k]] (the fingerprint of the
  * row now stored) for each rows[k].
  */
@@ -162,7 +155,7 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
         ${col((e) => e.provider)}::text[], ${col((e) => e.eventType)}::text[], ${col((e) => e.tokensInput)}::bigint[],
         ${col((e) => e.tokensOutput)}::bigint[], ${col((e) => e.totalTokens)}::bigint[], ${col((e) => e.costUsd)}::numeric[],
         ${col((e) => e.apiKeyHash)}::text[], ${col((e) => e.timestamp.toISOString())}::timestamptz[], ${col((e) => e.source)}::text[],
-        ${col((e) => e.fingerprint)}::text[], ${metadataArray(rows)},
+        ${col((e) => e.fingerprint)}::text[], ${jsonbArray(rows.map((e) => e.metadata))},
         ${col((e) => e.hold?.kind ?? 'pending')}::text[], ${col((e) => e.hold !== undefined ? JSON.stringify(e.hold) : null)}::jsonb[],
         ${col((e) => e.litellmId ?? null)}::text[], ${col((e) => e.litellmCallId ?? null)}::text[]
       ) WITH ORDINALITY AS t(organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,

@@ -102,6 +102,26 @@ t.test('a claim spanning months settles every event, down to the microsecond of 
   t.equal(rows[0].n, 6)
 })
 
+t.test('one claim freezes a body for each event whose subscription is known, and none (SQL NULL, not JSON null) for the others', async (t) => {
+  const app = await build(t)
+  const db = await sqlClient(t)
+  const known = uid('frozen-known')
+  const unknown = uid('frozen-unknown')
+  await subscribed(db, known, `sub-${known}`)
+  await ingest(app, [known, unknown, known, unknown].map((customer) => seedEvent({ customer_id: customer })))
+  await db.query('UPDATE litellm_usage_events SET next_attempt_at = now() + interval \'1 hour\' WHERE customer_external_id <> ALL($1::text[]) AND status IN (\'pending\', \'failed\')', [[known, unknown]])
+
+  const claimed = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 10, leaseMs: 60_000, metricCode: 'ai_usage' })
+  t.same(claimed.map((e) => [e.customerExternalId, e.body?.external_subscription_id ?? null, e.body === null || e.body.transaction_id === e.requestId]),
+    [[known, `sub-${known}`, true], [unknown, null, true], [known, `sub-${known}`, true], [unknown, null, true]])
+  const { rows } = await db.query(`SELECT e.customer_external_id AS customer, c.external_subscription_id AS subscription, c.lago_payload IS NULL AS no_body,
+    c.lago_payload ->> 'transaction_id' = e.request_id AS own_body FROM usage_event_claims c JOIN litellm_usage_events e ON e.id = c.event_id
+    WHERE c.event_id = ANY($1::bigint[]) ORDER BY c.event_id`, [claimed.map((e) => e.id)])
+  const frozen = { subscription: `sub-${known}`, no_body: false, own_body: true }
+  const none = { subscription: null, no_body: true, own_body: null }
+  t.same(rows, [{ customer: known, ...frozen }, { customer: unknown, ...none }, { customer: known, ...frozen }, { customer: unknown, ...none }])
+})
+
 t.test('a Lago error webhook ends a claim in flight: its settle changes nothing, and the body it froze stays with the event', async (t) => {
   const { app, db, customer } = await dueCustomer(t, 'lago-error', 2, (c) => `sub-${c}`)
   const claimed = await claimDueEvents(app.db, { organization: 'default', worker: 'w', limit: 2, leaseMs: 60_000, metricCode: 'ai_usage' })
