@@ -77,7 +77,7 @@ export async function updateOrganization (db: Kysely<Database>, id: string, patc
 
 /**
  * Every table with rows of an organization (an organization_id column; webhook_delivery_logs lost its foreign key
- * when it was partitioned), children first. A test checks this list against the database's columns, so that a new
+ * when it was partitioned, usage_event_claims in migration 2026_11_27_1000), children first. A test checks this list against the database's columns, so that a new
  * table cannot be forgotten.
  */
 export const ORGANIZATION_TABLES = [
@@ -90,10 +90,11 @@ export const ORGANIZATION_TABLES = [
 /**
  * Deletes a disabled organization and every row it owns, in one transaction (all or nothing); the rows deleted per
  * table. `not_found` or `active` (nothing deleted) otherwise. The row is locked first, so that it cannot be enabled
- * meanwhile.
+ * meanwhile. Read committed whatever the database's default: each DELETE sees what committed before it, so the
+ * claims of a claim in flight, which the events' DELETE waits for, are deleted after them (claims have no foreign key).
  */
 export async function purgeOrganization (db: Kysely<Database>, id: string): Promise<{ deleted: Record<string, number> } | 'not_found' | 'active'> {
-  return await db.transaction().execute(async (trx) => {
+  return await db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
     const row = await trx.selectFrom('organizations').select('status').where('id', '=', id).forUpdate().executeTakeFirst()
     if (row === undefined) return 'not_found' as const
     if (row.status === 'active') return 'active' as const

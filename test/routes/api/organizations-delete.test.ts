@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
+import { sql } from 'kysely'
 import { build, seedEvent, sqlClient, uid } from '../../helpers/app.js'
 import { apiClient } from '../../helpers/api.js'
 import { serviceWithSecondOrganization } from '../../helpers/organizations.js'
@@ -86,8 +87,14 @@ t.test('a disabled organization is deleted with every row it owns; its token and
 
 t.test('a claim in flight when its organization is purged: the purge waits for it, then deletes its claims too', async (t) => {
   const id = `racing-${randomBytes(3).toString('hex')}`
-  const { app, admin, tokenB } = await serviceWithSecondOrganization(t, { admin: ADMIN, keyA: KEY_A, tokenA: '' }, id, { env: { WEBHOOK_AUTH: 'none' } })
   const db = await sqlClient(t)
+  // Whatever the database's default isolation: under repeatable read a purge would not see the claims committed
+  // while it waited (claims have no foreign key to organizations).
+  const { rows: [{ name }] } = await db.query('SELECT current_database() AS name')
+  await db.query(`ALTER DATABASE "${name as string}" SET default_transaction_isolation = 'repeatable read'`)
+  t.teardown(async () => { await db.query(`ALTER DATABASE "${name as string}" RESET default_transaction_isolation`) })
+  const { app, admin, tokenB } = await serviceWithSecondOrganization(t, { admin: ADMIN, keyA: KEY_A, tokenA: '' }, id, { env: { WEBHOOK_AUTH: 'none' } })
+  t.equal((await sql<{ level: string }>`SELECT current_setting('transaction_isolation') AS level`.execute(app.db)).rows[0].level, 'repeatable read', 'the service\'s connections default to repeatable read')
   const holder = await sqlClient(t)
   for (const r of [uid('req-r'), uid('req-r'), uid('req-r')]) {
     const res = await app.inject({ method: 'POST', url: '/webhooks/litellm', headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenB}` }, payload: seedEvent({ request_id: r }) })
