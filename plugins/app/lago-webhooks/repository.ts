@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { DEFAULT_ORGANIZATION_ID, type Database, type LagoWebhookTable } from '../../../db/database.js'
+import { jsonbArray } from '../../../db/json-array.js'
 
 export interface IncomingWebhook {
   /** Ours: the organization the webhook was routed to (and verified with). */
@@ -122,14 +123,14 @@ export async function markLagoErrors (trx: Kysely<Database>, organization: strin
         RETURNING c.event_id, c.received_at::text AS received_at, c.external_subscription_id, c.lago_payload`.execute(trx)
     const endedIds = ended.map((c) => c.event_id)
     const endedSubscriptions = ended.map((c) => c.external_subscription_id)
-    const endedBodies = ended.map((c) => c.lago_payload === null ? null : JSON.stringify(c.lago_payload))
+    const endedBodies = jsonbArray(ended.map((c) => c.lago_payload))
     const { numAffectedRows } = await sql`
         UPDATE litellm_usage_events e
            SET status = 'lago_error', last_error = ${error}::jsonb,
                external_subscription_id = coalesce(e.external_subscription_id, f.subscription),
                lago_payload = coalesce(e.lago_payload, f.body)
           FROM (SELECT k.event_id, c.subscription, c.body FROM (${named}) k
-                  LEFT JOIN unnest(${endedIds}::bigint[], ${endedSubscriptions}::text[], ${endedBodies}::jsonb[]) AS c(event_id, subscription, body)
+                  LEFT JOIN unnest(${endedIds}::bigint[], ${endedSubscriptions}::text[], ${endedBodies}) AS c(event_id, subscription, body)
                     ON c.event_id = k.event_id) f
          WHERE e.organization_id = ${organization} AND e.id = f.event_id
            AND e.status IN ('forwarded', 'pending', 'failed', 'dead')`.execute(trx)
@@ -139,7 +140,7 @@ export async function markLagoErrors (trx: Kysely<Database>, organization: strin
       await sql`
         UPDATE litellm_usage_events e
            SET external_subscription_id = coalesce(e.external_subscription_id, c.subscription), lago_payload = coalesce(e.lago_payload, c.body)
-          FROM unnest(${endedIds}::bigint[], ${ended.map((c) => c.received_at)}::timestamptz[], ${endedSubscriptions}::text[], ${endedBodies}::jsonb[])
+          FROM unnest(${endedIds}::bigint[], ${ended.map((c) => c.received_at)}::timestamptz[], ${endedSubscriptions}::text[], ${endedBodies})
             AS c(event_id, received_at, subscription, body)
          WHERE e.id = c.event_id AND e.received_at = c.received_at AND e.status NOT IN ('forwarded', 'pending', 'failed', 'dead')
            AND c.body IS NOT NULL AND e.lago_payload IS NULL`.execute(trx)

@@ -77,8 +77,8 @@ export async function updateOrganization (db: Kysely<Database>, id: string, patc
 
 /**
  * Every table with rows of an organization (an organization_id column; webhook_delivery_logs lost its foreign key
- * when it was partitioned, usage_event_claims in migration 2026_11_27_1000), children first. A test checks this list against the database's columns, so that a new
- * table cannot be forgotten.
+ * when it was partitioned, usage_event_claims in migration 2026_11_27_1000), children first. A test checks this list
+ * against the database's columns, so that a new table cannot be forgotten.
  */
 export const ORGANIZATION_TABLES = [
   // The counts after the events: their delete trigger writes the counts' last deltas.

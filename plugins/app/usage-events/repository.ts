@@ -156,7 +156,7 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
         ${col((e) => e.tokensOutput)}::bigint[], ${col((e) => e.totalTokens)}::bigint[], ${col((e) => e.costUsd)}::numeric[],
         ${col((e) => e.apiKeyHash)}::text[], ${col((e) => e.timestamp.toISOString())}::timestamptz[], ${col((e) => e.source)}::text[],
         ${col((e) => e.fingerprint)}::text[], ${jsonbArray(rows.map((e) => e.metadata))},
-        ${col((e) => e.hold?.kind ?? 'pending')}::text[], ${col((e) => e.hold !== undefined ? JSON.stringify(e.hold) : null)}::jsonb[],
+        ${col((e) => e.hold?.kind ?? 'pending')}::text[], ${jsonbArray(rows.map((e) => e.hold ?? null))},
         ${col((e) => e.litellmId ?? null)}::text[], ${col((e) => e.litellmCallId ?? null)}::text[]
       ) WITH ORDINALITY AS t(organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
                              total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata,
