@@ -1,5 +1,6 @@
-// `npm test` runs the suite as JavaScript: this transpiles every TypeScript file of the repository (esbuild, no
-// type checking: `npm run typecheck` does that) into .tap/build/ with the same layout, links every other file
+// `npm test` runs the suite as JavaScript: this compiles every TypeScript file of the repository as `npm run build`
+// compiles the service (scripts/compile.ts; no type checking: `npm run typecheck` does that) into .tap/build/ with
+// the same layout, links every other file
 // (README, compose.yaml, static assets, shell scripts) into place, and writes the run's .taprc there.
 // Why: loading TypeScript through tsx's module hooks cost each test file about 2.5 s of CPU (half of a typical
 // file's CPU), and each child process a test spawns the same again; plain JavaScript loads in a tenth of that.
@@ -8,6 +9,7 @@ import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { build } from 'esbuild'
+import { compileOptions } from './compile.js'
 
 const root = path.join(import.meta.dirname, '..')
 const out = path.join(root, '.tap', 'build')
@@ -33,17 +35,7 @@ await walk(root, found)
 await mkdir(out, { recursive: true })
 for (const entry of await readdir(out)) if (entry !== '.tap') await rm(path.join(out, entry), { recursive: true, force: true })
 
-await build({
-  entryPoints: found.code,
-  outdir: out,
-  outbase: root,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  // Stack traces and tap's failure excerpts point at the TypeScript lines.
-  sourcemap: 'linked',
-  logLevel: 'warning'
-})
+await build(await compileOptions(found.code, root, out))
 
 for (const file of found.other) {
   const target = path.join(out, path.relative(root, file))

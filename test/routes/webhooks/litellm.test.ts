@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Pool } from 'undici'
 import { build, seedEvent, sqlClient, uid } from '../../helpers/app.js'
 
 const post = (app: Awaited<ReturnType<typeof build>>, body: unknown, headers: Record<string, string> = {}) =>
@@ -182,7 +183,6 @@ t.test('1,000 concurrent posts of distinct events over real sockets store exactl
   const db = await sqlClient(t)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
-  const { Pool } = await import('undici')
   const client = new Pool(`http://127.0.0.1:${port}`, { connections: 100 })
   t.teardown(() => client.close())
   const customer = uid('bulk-customer')
