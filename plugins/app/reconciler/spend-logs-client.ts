@@ -45,7 +45,7 @@ export class SpendLogsClient {
 
   /** The pool, made by the first call: undici is not loaded while the service starts (as in the Lago client). */
   async #connection (): Promise<Pool> {
-    this.#pool ??= import('undici').then(async ({ default: { Pool } }) => {
+    this.#pool ??= import('undici').then(async ({ Pool }) => {
       const pool = new Pool(this.#origin, { connections: 2, headersTimeout: this.#o.timeoutMs, bodyTimeout: this.#o.timeoutMs })
       if (this.#closed) await pool.close()
       return pool
