@@ -19,11 +19,14 @@ const skip = hasRedisServer || process.env.CI === 'true' ? false : 'redis-server
 
 interface Line { level: number, msg: string }
 
-/** A breaker in front of a fresh client of `redis`, and the lines it logs. */
-async function breakerFor (t: Test, redis: PrivateRedis): Promise<{ breaker: RedisBreaker, client: Redis, lines: Line[] }> {
+/**
+ * A breaker in front of a fresh client of `redis`, and the lines it logs. `commandTimeoutMs`: short where Redis is
+ * hung on purpose; a test whose Redis answers takes a long one, so that a loaded machine cannot time out its calls.
+ */
+async function breakerFor (t: Test, redis: PrivateRedis, commandTimeoutMs = COMMAND_TIMEOUT_MS): Promise<{ breaker: RedisBreaker, client: Redis, lines: Line[] }> {
   const lines: Line[] = []
   const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as Line) } })
-  const client = new Redis({ host: '127.0.0.1', port: redis.port, commandTimeout: COMMAND_TIMEOUT_MS, maxRetriesPerRequest: 1, enableOfflineQueue: false })
+  const client = new Redis({ host: '127.0.0.1', port: redis.port, commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1, enableOfflineQueue: false })
   client.on('error', () => {})
   t.teardown(() => { client.disconnect() })
   await new Promise((resolve) => client.once('ready', resolve))
@@ -95,7 +98,8 @@ t.test('a success resets the count: only consecutive failures open it', { skip }
   if (!hasRedisServer) return t.fail('redis-server is not on PATH and CI=true')
   const redis = await privateRedis(t)
   await redis.start()
-  const { breaker } = await breakerFor(t, redis)
+  // Redis answers throughout: a PING timed out at 100 ms once on a loaded machine and failed the test.
+  const { breaker } = await breakerFor(t, redis, 10_000)
   // A command Redis refuses is a failure too (the breaker does not tell errors from timeouts).
   const failing = async (): Promise<unknown> => await breaker.call(async (c) => await c.call('NO_SUCH_COMMAND'))
   for (let round = 0; round < 3; round++) {
