@@ -1,13 +1,20 @@
 import type { GenericResponseBody } from '../../../../schemas/litellm.js'
 import { readStandardLoggingPayload, type LiteLLMCall, type StoreCalls } from '../../../../plugins/app/litellm/index.js'
 
+/** The calls read from one generic_api delivery, with the account so far of the items that are not calls. */
+export interface ReadDelivery {
+  result: GenericResponseBody
+  calls: Array<{ index: number, call: LiteLLMCall }>
+}
+
 /**
- * Stores the items of one generic_api delivery and accounts for each: null elements (LiteLLM enqueues a missing
- * payload as null) are skipped, items that are not payloads rejected, the rest stored or recognised as known.
+ * Reads the items of one generic_api delivery: null elements (LiteLLM enqueues a missing payload as null) are
+ * skipped, items that are not payloads rejected, the rest read into calls. Synchronous, and it keeps nothing of
+ * the items but what each call needs: the caller can let go of the parsed batch before the write.
  */
-export async function ingestStandardPayloads (items: unknown[], store: StoreCalls, receivedAt: Date): Promise<GenericResponseBody> {
+export function readStandardPayloads (items: unknown[], receivedAt: Date): ReadDelivery {
   const result: GenericResponseBody = { received: items.length, accepted: 0, duplicate: 0, conflict: 0, rejected: 0, skipped: 0, not_billable: 0, unmapped: 0, problems: [] }
-  const calls: Array<{ index: number, call: LiteLLMCall }> = []
+  const calls: ReadDelivery['calls'] = []
   for (const [index, item] of items.entries()) {
     if (item === null) {
       result.skipped++
@@ -21,6 +28,11 @@ export async function ingestStandardPayloads (items: unknown[], store: StoreCall
       result.problems.push({ index, status: 'rejected', message: read.rejected })
     }
   }
+  return { result, calls }
+}
+
+/** Stores the calls of a delivery read by readStandardPayloads and accounts for each: stored or recognised as known. */
+export async function storeStandardPayloads ({ result, calls }: ReadDelivery, store: StoreCalls): Promise<GenericResponseBody> {
   const outcomes = await store(calls.map((c) => c.call), 'generic_api')
   for (const [i, { index, call }] of calls.entries()) {
     const outcome = outcomes[i]
