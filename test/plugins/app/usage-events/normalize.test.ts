@@ -29,6 +29,15 @@ t.test('sanitizeMetadata drops prompt and response text at every level and stays
   t.equal((sanitizeMetadata({ long: 'z'.repeat(2000) }).long as string).length, 513, 'long strings are clipped')
 })
 
+t.test('sanitizeMetadata keeps a "__proto__" key a plain key and keeps the keys\' order', async (t) => {
+  // As JSON.parse makes it: an own property named __proto__, at two levels.
+  const metadata = JSON.parse('{"b": 1, "__proto__": {"admin": true}, "a": {"__proto__": 2, "z": 3}}') as Record<string, unknown>
+  const clean = sanitizeMetadata(metadata)
+  t.equal(Object.getPrototypeOf(clean), Object.prototype, 'the prototype is not replaced')
+  t.equal((clean as { admin?: unknown }).admin, undefined, 'nothing is inherited from the key')
+  t.equal(JSON.stringify(clean), '{"b":1,"__proto__":{"admin":true},"a":{"__proto__":2,"z":3}}', 'stored as sent, in order')
+})
+
 t.test('fromLiteLLMEvent fills defaults and fingerprints the billing content only', async (t) => {
   const received = new Date('2026-01-01T00:00:00Z')
   const base = { customer_id: 'c', model: 'm', cost_usd: 0.5, request_id: 'r' }
