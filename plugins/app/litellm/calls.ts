@@ -29,7 +29,8 @@ export type ReadResult = { call: LiteLLMCall } | { rejected: string }
  */
 export function callMetadata (call: LiteLLMCall, resolution: CustomerResolution): Record<string, unknown> {
   // Assigned onto the cleaned attributes rather than spread into copies: spreads are the slow path of object
-  // creation, once per call. The core keys come last and win over attributes of the same name.
+  // creation, once per call. The core keys win over attributes of the same name (which keep their place, as with
+  // the spread before).
   const setCore = (into: Record<string, unknown>): Record<string, unknown> => {
     if ('identities' in call.identity) into.identities = call.identity.identities
     else into.subject = call.identity.subject ?? null
