@@ -74,6 +74,11 @@ export interface Figure {
   p99?: number
   errors?: number
   loader?: string
+  /**
+   * WAL PostgreSQL wrote while the figure was measured, per event stored (bytes; `pg_current_wal_lsn()` before and
+   * after). The WAL is the whole server's: run nothing else on it meanwhile.
+   */
+  walBytesPerEvent?: number
 }
 
 const figures: Figure[] = []
@@ -82,7 +87,7 @@ const figures: Figure[] = []
 const add = (f: Figure): void => {
   if ((f.errors ?? 0) > 0 && f.met !== undefined) f = { ...f, met: false, goal: `${f.goal !== undefined ? `${f.goal} ` : ''}(${fmt(f.errors ?? 0)} requests failed)` }
   figures.push(f)
-  console.log(`  ${f.scenario}: ${fmt(f.value, f.value < 100 ? 2 : 0)} ${f.unit}${f.ratio !== undefined ? ` (${fmt(f.ratio, 2)}× ${f.reference})` : ''}${(f.errors ?? 0) > 0 ? `, ${fmt(f.errors ?? 0)} requests FAILED` : ''}`)
+  console.log(`  ${f.scenario}: ${fmt(f.value, f.value < 100 ? 2 : 0)} ${f.unit}${f.ratio !== undefined ? ` (${fmt(f.ratio, 2)}× ${f.reference})` : ''}${f.walBytesPerEvent !== undefined ? `, WAL ${fmt(f.walBytesPerEvent)} bytes per event` : ''}${(f.errors ?? 0) > 0 ? `, ${fmt(f.errors ?? 0)} requests FAILED` : ''}`)
 }
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 
@@ -165,6 +170,12 @@ async function query<R> (databaseUrl: string, text: string, values: unknown[] = 
   }
 }
 
+/** The server's WAL position, in bytes: what it wrote between two readings is their difference. */
+async function walPosition (databaseUrl: string): Promise<number> {
+  const [{ bytes }] = await query<{ bytes: string }>(databaseUrl, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text AS bytes")
+  return Number(bytes)
+}
+
 async function migrate (databaseUrl: string): Promise<void> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
   const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })
@@ -188,17 +199,22 @@ async function seedBacklog (databaseUrl: string, count: number, prefix: string):
 const serviceEnv = (databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> =>
   ({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench:${runId}:`, ...extra })
 
-/** Runs the service on a fresh database, calls `run`, then checks that every acknowledged event is stored. */
-async function withService<T> (label: string, extra: Record<string, string>, run: (s: Service, acknowledged: (n: number) => void) => Promise<T>): Promise<T> {
+/**
+ * Runs the service on a fresh database, calls `run`, then checks that every acknowledged event is stored. Also says
+ * how much WAL the server wrote during `run` per event stored.
+ */
+async function withService<T> (label: string, extra: Record<string, string>, run: (s: Service, acknowledged: (n: number) => void) => Promise<T>): Promise<T & { walBytesPerEvent: number }> {
   return await withDatabase(`lai_bench_${label}_${runId}`, async (databaseUrl) => {
     const service = await start(serverJs, serviceEnv(databaseUrl, extra))
     let expected = 0
     try {
+      const walBefore = await walPosition(databaseUrl)
       const result = await run(service, (n) => { expected += n })
+      const walAfter = await walPosition(databaseUrl)
       const [{ n: stored }] = await query<{ n: number }>(databaseUrl, 'SELECT count(*)::int AS n FROM litellm_usage_events')
       // Requests in flight when the load stops are stored without being counted: stored >= acknowledged.
       if (stored < expected) throw new Error(`${label}: ${expected} events acknowledged but only ${stored} stored`)
-      return result
+      return { ...result, walBytesPerEvent: stored > 0 ? (walAfter - walBefore) / stored : 0 }
     } finally {
       await stop(service.child)
     }
@@ -239,7 +255,8 @@ async function single (): Promise<void> {
     p50: grouped.p50,
     p99: grouped.p99,
     errors: grouped.errors,
-    loader: grouped.loader
+    loader: grouped.loader,
+    walBytesPerEvent: grouped.walBytesPerEvent
   })
   add({
     scenario: 'POST /webhooks/litellm vs one insert per request',
@@ -253,7 +270,8 @@ async function single (): Promise<void> {
     p50: naive.p50,
     p99: naive.p99,
     errors: naive.errors,
-    loader: naive.loader
+    loader: naive.loader,
+    walBytesPerEvent: naive.walBytesPerEvent
   })
 }
 
@@ -279,7 +297,8 @@ async function batch (): Promise<void> {
     p50: r.p50,
     p99: r.p99,
     errors: r.errors,
-    loader: r.loader
+    loader: r.loader,
+    walBytesPerEvent: r.walBytesPerEvent
   })
 }
 
@@ -310,7 +329,8 @@ async function generic (): Promise<void> {
     p50: r.p50,
     p99: r.p99,
     errors: r.errors,
-    loader: r.loader
+    loader: r.loader,
+    walBytesPerEvent: r.walBytesPerEvent
   })
 }
 
@@ -334,13 +354,14 @@ async function withBillingDefaults (sim: LagoSimulator): Promise<void> {
   }
 }
 
-async function drain (label: string, count: number, lagoLatencyMs: number): Promise<{ eventsPerSec: number, seconds: number, maxRss: number, rssSamples: number[] }> {
+async function drain (label: string, count: number, lagoLatencyMs: number): Promise<{ eventsPerSec: number, seconds: number, maxRss: number, rssSamples: number[], walBytesPerEvent: number }> {
   return await withDatabase(`lai_bench_${label}_${runId}`, async (databaseUrl) => {
     await migrate(databaseUrl)
     await seedBacklog(databaseUrl, count, 'drain-')
     const sim = await startLagoSimulator({ apiKey: 'bench-key', requestLogLimit: 1000 })
     await withBillingDefaults(sim)
     if (lagoLatencyMs > 0) sim.faults.chaos({ seed: 1, probabilities: { delay: 1 }, delayMs: lagoLatencyMs })
+    const walBefore = await walPosition(databaseUrl)
     const service = await start(serverJs, serviceEnv(databaseUrl, { LAGO_API_URL: sim.url, LAGO_API_KEY: sim.apiKey }))
     const started = performance.now()
     const rssSamples: number[] = []
@@ -349,7 +370,9 @@ async function drain (label: string, count: number, lagoLatencyMs: number): Prom
       while (sim.state.eventCount < count) await new Promise((resolve) => setTimeout(resolve, 20))
       const seconds = (performance.now() - started) / 1000
       if (sim.state.eventCount !== count) throw new Error(`the simulator holds ${sim.state.eventCount} events, expected ${count}`)
-      return { eventsPerSec: count / seconds, seconds, maxRss: Math.max(0, ...rssSamples), rssSamples }
+      // The forwarder's WAL (claims, settles, delivery log), and the service's start: migrations already applied.
+      const walBytesPerEvent = (await walPosition(databaseUrl) - walBefore) / count
+      return { eventsPerSec: count / seconds, seconds, maxRss: Math.max(0, ...rssSamples), rssSamples, walBytesPerEvent }
     } finally {
       clearInterval(sampler)
       await stop(service.child)
@@ -362,20 +385,20 @@ async function drains (): Promise<void> {
   if (scenarios.has('drain')) {
     console.log(`forwarder drain, ${fmt(drainEvents)} events, zero-latency Lago simulator`)
     const d = await drain('drain', drainEvents, 0)
-    add({ scenario: `forwarder drain, ${fmt(drainEvents)} events, zero-latency Lago`, value: d.eventsPerSec, unit: 'events/s', goal: '≥ 20,000 events/s', met: d.eventsPerSec >= 20_000 })
+    add({ scenario: `forwarder drain, ${fmt(drainEvents)} events, zero-latency Lago`, value: d.eventsPerSec, unit: 'events/s', goal: '≥ 20,000 events/s', met: d.eventsPerSec >= 20_000, walBytesPerEvent: d.walBytesPerEvent })
   }
   if (scenarios.has('drain50')) {
     const count = Math.min(drainEvents, 50_000)
     console.log(`forwarder drain, ${fmt(count)} events, 50 ms per Lago call`)
     const d = await drain('drain50', count, 50)
-    add({ scenario: `forwarder drain, ${fmt(count)} events, 50 ms per Lago call`, value: d.eventsPerSec, unit: 'events/s', goal: '≥ 8,000 events/s', met: d.eventsPerSec >= 8_000 })
+    add({ scenario: `forwarder drain, ${fmt(count)} events, 50 ms per Lago call`, value: d.eventsPerSec, unit: 'events/s', goal: '≥ 8,000 events/s', met: d.eventsPerSec >= 8_000, walBytesPerEvent: d.walBytesPerEvent })
   }
   if (scenarios.has('rss')) {
     const count = num('BENCH_RSS_EVENTS', 1_000_000)
     console.log(`forwarder drain, ${fmt(count)} events, RSS sampled every second`)
     const d = await drain('rss', count, 0)
     add({ scenario: `forwarder drain, ${fmt(count)} events: peak RSS`, value: d.maxRss, unit: 'MB', goal: '≤ 200 MB, flat', met: d.maxRss <= 200 })
-    add({ scenario: `forwarder drain, ${fmt(count)} events: rate`, value: d.eventsPerSec, unit: 'events/s', goal: '≥ 20,000 events/s', met: d.eventsPerSec >= 20_000 })
+    add({ scenario: `forwarder drain, ${fmt(count)} events: rate`, value: d.eventsPerSec, unit: 'events/s', goal: '≥ 20,000 events/s', met: d.eventsPerSec >= 20_000, walBytesPerEvent: d.walBytesPerEvent })
     console.log(`  RSS samples (MB): ${d.rssSamples.map((r) => r.toFixed(0)).join(' ')}`)
   }
 }
