@@ -75,8 +75,8 @@ export interface Figure {
   errors?: number
   loader?: string
   /**
-   * WAL PostgreSQL wrote while the figure was measured, per event stored (bytes; `pg_current_wal_lsn()` before and
-   * after). The WAL is the whole server's: run nothing else on it meanwhile.
+   * WAL PostgreSQL wrote while the figure was measured, per event stored (ingestion) or forwarded (drains), in bytes:
+   * `pg_current_wal_lsn()` before and after. The WAL is the whole server's: run nothing else on it meanwhile.
    */
   walBytesPerEvent?: number
 }
