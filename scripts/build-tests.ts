@@ -1,7 +1,7 @@
 // `npm test` runs the suite as JavaScript: this compiles every TypeScript file of the repository as `npm run build`
 // compiles the service (scripts/compile.ts; no type checking: `npm run typecheck` does that) into .tap/build/ with
-// the same layout, links every other file
-// (README, compose.yaml, static assets, shell scripts) into place, and writes the run's .taprc there.
+// the same layout, links every other file (README, compose.yaml, static assets, shell scripts) into place, and
+// writes the run's .taprc there.
 // Why: loading TypeScript through tsx's module hooks cost each test file about 2.5 s of CPU (half of a typical
 // file's CPU), and each child process a test spawns the same again; plain JavaScript loads in a tenth of that.
 // `npx tap test/x.test.ts` in the repository still runs one file through tsx (the root .taprc).
