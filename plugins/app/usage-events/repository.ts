@@ -24,6 +24,8 @@ interface InsertResultRow {
   id: number | null
   existing_id: number | null
   existing_fingerprint: string | null
+  /** The event's organization does not exist (deleted before this write could lock it): nothing stored. */
+  organization_gone: boolean
 }
 
 /**
@@ -49,7 +51,7 @@ export function sameLiteLLMCall (a: Pick<UsageEvent, 'organizationId' | 'litellm
  * and looks the ids up (one indexed query, whatever the planner's statistics say), so two formats delivering one
  * call at the same moment still store it once. Writes without such ids skip all of that.
  */
-export async function insertUsageEvents (db: Kysely<Database>, events: UsageEvent[]): Promise<StoredOutcome[]> {
+export async function insertUsageEvents (db: Kysely<Database>, events: UsageEvent[]): Promise<WriteOutcome[]> {
   // The same request_id (or the same LiteLLM call) twice in one write: store the first, judge the others
   // against it.
   const firstIndex = new Map<string, number>()
@@ -81,7 +83,7 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
   }
 
   const calls = [...uniqueByCall.keys()].sort()
-  const outcomes: StoredOutcome[] = new Array(unique.length)
+  const outcomes: WriteOutcome[] = new Array(unique.length)
   const stored: string[] = new Array(unique.length)
   if (calls.length === 0) {
     await insertUnique(db, unique, unique.map((_, i) => i), outcomes, stored)
@@ -132,20 +134,25 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
   return events.map((e, i) => {
     const u = uniqueIndexOf[i]
     if (u >= 0) return outcomes[u]
-    const first = -1 - u
-    if (sameCallAs[i] !== undefined) return { status: 'duplicate', id: outcomes[first].id }
-    return { status: e.fingerprint === stored[first] ? 'duplicate' : 'conflict', id: outcomes[first].id }
+    const first = outcomes[-1 - u]
+    // A repeat of an event not stored is not stored either.
+    if (first.status === 'rejected') return first
+    if (sameCallAs[i] !== undefined) return { status: 'duplicate', id: first.id }
+    return { status: e.fingerprint === stored[-1 - u] ? 'duplicate' : 'conflict', id: first.id }
   })
 }
 
 /** An event's identity for deduplication: its request_id within its organization. */
 const requestKey = (e: UsageEvent): string => `${e.organizationId ?? DEFAULT_ORGANIZATION_ID}\u0000${e.requestId}`
 
+/** An event whose organization was deleted (purged) before its write could lock it. */
+const ORGANIZATION_GONE: RejectedOutcome = { status: 'rejected', field: '/', message: 'cannot be stored: its organization was deleted while it was being written' }
+
 /**
  * The INSERT of events with distinct request_ids; fills outcomes[at[k]] and stored[at[k]] (the fingerprint of the
  * row now stored) for each rows[k].
  */
-async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: number[], outcomes: StoredOutcome[], stored: string[]): Promise<void> {
+async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: number[], outcomes: WriteOutcome[], stored: string[]): Promise<void> {
   if (rows.length === 0) return
   const col = <T>(pick: (e: UsageEvent) => T): T[] => rows.map(pick)
   const { rows: results } = await sql<InsertResultRow>`${PREPARED}
@@ -161,10 +168,16 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
       ) WITH ORDINALITY AS t(organization_id, request_id, customer_external_id, model, provider, event_type, tokens_input, tokens_output,
                              total_tokens, cost_usd, api_key_hash, "timestamp", source, fingerprint, metadata,
                              status, last_error, litellm_id, litellm_call_id, ord)
+    ), organization AS (
+      -- The write's organizations, locked as a foreign key's check would lock them, but once per write, not per event:
+      -- a purge (which locks its organization FOR UPDATE first) waits for this write, or this write for the purge and
+      -- then finds no row. Only the events of an organization found here are stored.
+      SELECT id FROM organizations WHERE id IN (SELECT organization_id FROM input) FOR KEY SHARE
     ), keyed AS (
       -- The dedupe key first (usage_event_keys, unpartitioned: unique for ever); the event only for a key it created.
       INSERT INTO usage_event_keys (organization_id, request_id, event_id, fingerprint)
-      SELECT organization_id, request_id, nextval('litellm_usage_events_id_seq'), fingerprint FROM input ORDER BY ord
+      SELECT organization_id, request_id, nextval('litellm_usage_events_id_seq'), fingerprint
+        FROM input WHERE organization_id IN (SELECT id FROM organization) ORDER BY ord
       ON CONFLICT (organization_id, request_id) DO NOTHING
       RETURNING organization_id, request_id, event_id
     ), inserted AS (
@@ -179,7 +192,8 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
        ORDER BY input.ord
       RETURNING id, organization_id, request_id
     )
-    SELECT input.ord::int AS ord, inserted.id, existing.event_id AS existing_id, existing.fingerprint AS existing_fingerprint
+    SELECT input.ord::int AS ord, inserted.id, existing.event_id AS existing_id, existing.fingerprint AS existing_fingerprint,
+           input.organization_id NOT IN (SELECT id FROM organization) AS organization_gone
       FROM input
       LEFT JOIN inserted ON inserted.organization_id = input.organization_id AND inserted.request_id = input.request_id
       -- A lateral lookup with LIMIT: a nested loop over the key index run only for rows not inserted. As a plain
@@ -196,7 +210,9 @@ async function insertUnique (db: Kysely<Database>, rows: UsageEvent[], at: numbe
   const unseen: number[] = []
   for (const row of results) {
     const k = row.ord - 1
-    if (row.id !== null) {
+    if (row.organization_gone) {
+      outcomes[at[k]] = ORGANIZATION_GONE
+    } else if (row.id !== null) {
       outcomes[at[k]] = { status: 'accepted', id: row.id }
       stored[at[k]] = rows[k].fingerprint
     } else if (row.existing_id !== null && row.existing_fingerprint !== null) {

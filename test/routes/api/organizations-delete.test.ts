@@ -6,6 +6,8 @@ import { apiClient } from '../../helpers/api.js'
 import { serviceWithSecondOrganization } from '../../helpers/organizations.js'
 import { postGeneric } from '../../helpers/litellm.js'
 import { ORGANIZATION_TABLES } from '../../../plugins/app/organizations/repository.js'
+import { insertUsageEvents } from '../../../plugins/app/usage-events/repository.js'
+import { fromLiteLLMEvent, type UsageEvent } from '../../../plugins/app/usage-events/normalize.js'
 import { simulateCall, standardLoggingPayload } from '../../../scripts/litellm-simulator/index.js'
 import { claimDueEvents } from '../../../plugins/app/forwarder/repository.js'
 import { until } from '../../helpers/forwarding.js'
@@ -120,4 +122,56 @@ t.test('a claim in flight when its organization is purged: the purge waits for i
   t.equal(purged.statusCode, 200, purged.body)
   t.match(purged.json(), { deleted_rows: { litellm_usage_events: 3, usage_event_claims: 3 } }, 'the claims committed while the purge waited are deleted with the events')
   t.same((await db.query('SELECT event_id FROM usage_event_claims WHERE organization_id = $1', [id])).rows, [], 'no claim left behind')
+})
+
+// Events have no foreign key to organizations: each write locks its organizations (FOR KEY SHARE, once per write)
+// and stores only the events of those it found. Both orders of a write and a purge of its organization.
+t.test('a write racing the purge of its organization: stored and purged, or refused and not stored; never left behind', async (t) => {
+  const id = `written-${randomBytes(3).toString('hex')}`
+  const db = await sqlClient(t)
+  const { app, admin, simB } = await serviceWithSecondOrganization(t, { admin: ADMIN, keyA: KEY_A, tokenA: '' }, id)
+  t.equal((await admin.post(`/api/organizations/${id}/disable`)).statusCode, 200)
+  const event = (organizationId: string): UsageEvent => ({ ...fromLiteLLMEvent(seedEvent({ request_id: uid('req-w') }) as Parameters<typeof fromLiteLLMEvent>[0], 'test', new Date()), organizationId })
+  const stored = async (requestId: string): Promise<{ events: number, keys: number }> => (await db.query(`
+    SELECT (SELECT count(*)::int FROM litellm_usage_events WHERE request_id = $1) AS events,
+           (SELECT count(*)::int FROM usage_event_keys WHERE request_id = $1) AS keys`, [requestId])).rows[0]
+  const waiting = async (statement: string): Promise<boolean> => (await db.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query ILIKE $1", [`%${statement}%`])).rows[0].n > 0
+
+  // The write first, in a transaction left open: the purge waits for it, then deletes what it stored.
+  const first = event(id)
+  const writer = await app.db.connection().execute(async (connection) => {
+    await sql`BEGIN`.execute(connection)
+    const outcomes = await insertUsageEvents(connection, [first])
+    const purge = admin.delete(`/api/organizations/${id}`)
+    await until(async () => await waiting('FOR UPDATE'), 'the purge waiting on the organization the write locked')
+    await sql`COMMIT`.execute(connection)
+    return { outcomes, purged: await purge }
+  })
+  t.match(writer.outcomes, [{ status: 'accepted' }], 'stored')
+  t.equal(writer.purged.statusCode, 200, writer.purged.body)
+  t.match(writer.purged.json(), { deleted_rows: { litellm_usage_events: 1, usage_event_keys: 1 } }, 'the purge deleted what the write committed while it waited')
+  t.same(await stored(first.requestId), { events: 0, keys: 0 })
+
+  // The purge first, held after locking its organization (the last table it deletes from is locked): the write
+  // waits, then finds the organization gone. Its events are refused and nothing of them stored; another
+  // organization's events of the same write are stored.
+  t.equal((await admin.post('/api/organizations', { id, name: 'Again Ltd', lago_api_url: simB.url, lago_api_key: 'lago-key-b' })).statusCode, 201)
+  t.equal((await admin.post(`/api/organizations/${id}/disable`)).statusCode, 200)
+  const holder = await sqlClient(t)
+  await holder.query('BEGIN')
+  await holder.query('LOCK TABLE organization_routes IN SHARE MODE')
+  const purge = admin.delete(`/api/organizations/${id}`)
+  await until(async () => await waiting('DELETE FROM "organization_routes"'), 'the purge holding its organization')
+  const gone = event(id)
+  const kept = event('default')
+  const write = insertUsageEvents(app.db, [gone, kept, { ...gone }])
+  // (pg_stat_activity keeps the first 1 kB of a statement: the insert's opening, not its lock.)
+  await until(async () => await waiting('WITH input AS'), 'the write waiting on the organization the purge locked')
+  await holder.query('COMMIT')
+  t.equal((await purge).statusCode, 200)
+  const refused = { status: 'rejected', field: '/', message: 'cannot be stored: its organization was deleted while it was being written' }
+  t.match(await write, [refused, { status: 'accepted' }, refused], 'its events (and their repeat) refused, the other stored')
+  t.same(await stored(gone.requestId), { events: 0, keys: 0 }, 'nothing of it stored')
+  t.same(await stored(kept.requestId), { events: 1, keys: 1 })
 })
