@@ -4,6 +4,7 @@ import type { Test as TapTest } from 'tap'
 import { build, seedEvent, sqlClient } from '../helpers/app.js'
 import { migrateToLatest } from '../../db/migrator.js'
 import { scratchDatabase } from '../helpers/scratch-database.js'
+import { purgeOrganization } from '../../plugins/app/organizations/repository.js'
 
 // The usage events are partitioned by month on received_at (migration 2026_11_26_1800_usage_event_partitions);
 // their dedupe key lives in usage_event_keys, and RETENTION_DAYS retires whole months of forwarded events.
@@ -153,4 +154,46 @@ t.test('RETENTION_DAYS retires whole months: forwarded and not billable events g
   t.equal(next.leftovers, 1)
   t.equal((await db.query('SELECT count(*)::int AS n FROM litellm_usage_events WHERE id = $1', [ids[2]])).rows[0].n, 0)
   await countsAgree(t, db, 'after the leftovers')
+})
+
+t.test('a month detached when an organization was purged: its events are neither put back nor counted', async (t) => {
+  // A database of its own: no other test's old events in its default partition.
+  const scratch = await scratchDatabase(t, 'lai_retire_purged')
+  const env = { DATABASE_URL: scratch.url, FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false' }
+  const setup = await build(t, { ...env, RETENTION_DAYS: '0' }) // migrated
+  const db = await scratch.client()
+  const now = new Date()
+  const month = monthsAgo(now, 5)
+  const end = new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 1))
+  await db.query(`CREATE TABLE ${monthTable(month)} PARTITION OF litellm_usage_events
+                    FOR VALUES FROM ('${month.toISOString()}') TO ('${end.toISOString()}')`)
+  const id = 'purged'
+  await db.query('INSERT INTO organizations (id, name, status) VALUES ($1, \'Purged Ltd\', \'disabled\')', [id])
+  // Two pending events in that month: one of default, one of the organization (moved to it, key and all).
+  const stored: number[] = []
+  for (let i = 0; i < 2; i++) {
+    const res = await setup.inject({ method: 'POST', url: '/webhooks/litellm', payload: seedEvent() })
+    t.equal(res.statusCode, 202)
+    stored.push(res.json().id)
+    await db.query('UPDATE litellm_usage_events SET received_at = $1::timestamptz + interval \'2 days\' WHERE id = $2', [month, res.json().id])
+  }
+  const [kept, purged] = stored
+  await db.query('UPDATE litellm_usage_events SET organization_id = $1 WHERE id = $2', [id, purged])
+  await db.query('UPDATE usage_event_keys SET organization_id = $1 WHERE event_id = $2', [id, purged])
+  await setup.close()
+  await countsAgree(t, db, 'before')
+
+  // A run stopped after detaching the month; the organization is purged meanwhile (the purge cannot see the month).
+  await db.query(`ALTER TABLE litellm_usage_events DETACH PARTITION ${monthTable(month)}`)
+  const app = await build(t, { ...env, RETENTION_DAYS: '0' })
+  t.match(await purgeOrganization(app.db, id), { deleted: { litellm_usage_events: 0, usage_event_keys: 1 } }, 'purged: its event out of its sight, its key deleted')
+  await app.close()
+
+  const retiring = await build(t, { ...env, RETENTION_DAYS: '45' })
+  await retiring.retention.run(now) // the run at start may have done it already: the table tells
+  t.same((await db.query('SELECT id::int, organization_id FROM litellm_usage_events WHERE id = ANY($1)', [stored])).rows,
+    [{ id: kept, organization_id: 'default' }], 'default\'s pending event is put back, the purged organization\'s is not')
+  t.same((await db.query('SELECT 1 FROM usage_event_counts WHERE organization_id = $1', [id])).rows, [], 'no counts for the purged organization')
+  t.same((await db.query('SELECT 1 FROM pg_class WHERE relname = $1', [monthTable(month)])).rows, [], 'the month is dropped')
+  await countsAgree(t, db, 'after retiring the month')
 })

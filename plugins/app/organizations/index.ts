@@ -328,6 +328,7 @@ export class OrganizationDirectory implements Organizations {
     put: async (identity: RouteIdentityKind, value: string, organizationId: string) => {
       await this.#existing(organizationId)
       const saved = await putRoute(this.#o.db, identity, value, organizationId)
+      if (saved === 'not_found') throw new OrganizationNotFoundError(organizationId)
       this.#routes.set(`${identity}:${value}`, organizationId)
       return saved
     },

@@ -127,8 +127,12 @@ export async function ensureUnroutedOrganization (db: Kysely<Database>): Promise
  * Creates or replaces a route, then moves the waiting unrouted events it now claims to its organization (pending
  * again when they name a customer); an event whose request_id that organization already has stays where it is.
  */
-export async function putRoute (db: Kysely<Database>, identity: RouteIdentityKind, value: string, organizationId: string): Promise<{ row: OrganizationRouteRow, created: boolean, moved: number }> {
+export async function putRoute (db: Kysely<Database>, identity: RouteIdentityKind, value: string, organizationId: string): Promise<{ row: OrganizationRouteRow, created: boolean, moved: number } | 'not_found'> {
   return await db.transaction().execute(async (trx) => {
+    // Locked as the events' inserts lock theirs (events have no foreign key): a purge cannot delete it under the
+    // events moved to it, or this transaction finds it gone.
+    const { rows: found } = await sql`SELECT 1 FROM organizations WHERE id = ${organizationId} FOR KEY SHARE`.execute(trx)
+    if (found.length === 0) return 'not_found' as const
     const { rows } = await sql<OrganizationRouteRow & { created: boolean }>`
       INSERT INTO organization_routes (identity, value, organization_id) VALUES (${identity}, ${value}, ${organizationId})
       ON CONFLICT (identity, value) DO UPDATE SET organization_id = excluded.organization_id, updated_at = now()

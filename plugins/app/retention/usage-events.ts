@@ -31,14 +31,20 @@ export async function retireDetachedMonth (db: Kysely<Database>, month: string):
     if (!exists) return { month, removed: 0, kept: 0 }
     const table = sql.id(month)
     const { rows: [{ total }] } = await sql<{ total: number }>`SELECT count(*)::int AS total FROM ${table}`.execute(trx)
+    // The month's organizations that still exist, locked until this transaction ends (as the events' inserts lock
+    // theirs: events have no foreign key). A purge that ran while the month was detached could not see its events:
+    // theirs are dropped with the table, neither put back nor counted.
+    const { rows: organizations } = await sql<{ id: string }>`
+      SELECT id FROM organizations WHERE id IN (SELECT organization_id FROM ${table}) ORDER BY id FOR KEY SHARE`.execute(trx)
+    const existing = organizations.map((o) => o.id)
     await sql`
       INSERT INTO usage_event_counts (organization_id, source, status, shard, events)
-      SELECT organization_id, source, status, 0, -count(*) FROM ${table}
+      SELECT organization_id, source, status, 0, -count(*) FROM ${table} WHERE organization_id = ANY(${existing}::text[])
        GROUP BY organization_id, source, status ORDER BY organization_id, source, status
       ON CONFLICT (organization_id, source, status, shard) DO UPDATE SET events = usage_event_counts.events + excluded.events`.execute(trx)
     const { numAffectedRows } = await sql`
       INSERT INTO litellm_usage_events OVERRIDING SYSTEM VALUE
-      SELECT * FROM ${table} WHERE status <> ALL(${RETIRABLE_STATUSES}::text[])`.execute(trx)
+      SELECT * FROM ${table} WHERE status <> ALL(${RETIRABLE_STATUSES}::text[]) AND organization_id = ANY(${existing}::text[])`.execute(trx)
     await sql`DROP TABLE ${table}`.execute(trx)
     const kept = Number(numAffectedRows ?? 0)
     return { month, removed: total - kept, kept }

@@ -95,8 +95,8 @@ export async function insertUsageEvents (db: Kysely<Database>, events: UsageEven
       // One index probe per call id (a nested loop: OFFSET 0 keeps the lookup from being flattened into a join). As
       // `litellm_id = ANY(...)` on a month not yet analyzed, PostgreSQL scanned the whole month for every write. The
       // pin holds for the rest of this transaction, but the INSERT below is also run without it (writes without call
-      // ids), and its prepared plan is whichever was made first: it does not need the pin, reading its input, the key
-      // table's primary key and, in its foreign-key check and counting triggers, primary keys and transition tables.
+      // ids), and its prepared plan is whichever was made first: it does not need the pin, reading its input, the
+      // organizations and the key table's primary keys and, in its counting triggers, primary keys and transition tables.
       await PIN_INDEX_PLAN.execute(trx)
       const { rows: known } = await sql<KnownCall>`${PREPARED}
         SELECT e.* FROM unnest(${calls}::text[]) AS c(litellm_id)
