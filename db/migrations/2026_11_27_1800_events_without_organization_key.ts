@@ -6,7 +6,9 @@ import { sql, type Kysely } from 'kysely'
 // guards what the key did, once per write: it locks the write's organizations (FOR KEY SHARE, as the key's check
 // did) and stores only the events of those it found. A purge locks its organization FOR UPDATE first, so a write
 // either holds the organization until it commits (the purge then waits and deletes its events too) or waits for the
-// purge and finds the organization gone (its events refused, nothing stored). The dedupe keys never had the key.
+// purge and finds the organization gone (its events refused, nothing stored). The other writers of an event's
+// organization_id lock it likewise: a route's move of unrouted events, and retention putting a month's events back.
+// The dedupe keys never had the key.
 // Frozen in time: Kysely<any>, no application imports.
 const CONSTRAINT = 'litellm_usage_events_organization_id_fkey'
 
