@@ -175,3 +175,29 @@ t.test('a write racing the purge of its organization: stored and purged, or refu
   t.same(await stored(gone.requestId), { events: 0, keys: 0 }, 'nothing of it stored')
   t.same(await stored(kept.requestId), { events: 1, keys: 1 })
 })
+
+t.test('a route put while its organization is purged waits for the purge, then finds it gone: nothing moved to it', async (t) => {
+  const id = `routed-${randomBytes(3).toString('hex')}`
+  const db = await sqlClient(t)
+  const { admin } = await serviceWithSecondOrganization(t, { admin: ADMIN, keyA: KEY_A, tokenA: '' }, id)
+  t.equal((await admin.post(`/api/organizations/${id}/disable`)).statusCode, 200)
+  const waiting = async (statement: string): Promise<boolean> => (await db.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query ILIKE $1", [`%${statement}%`])).rows[0].n > 0
+  // The purge held after locking its organization (the last table it deletes from is locked).
+  const holder = await sqlClient(t)
+  await holder.query('BEGIN')
+  await holder.query('LOCK TABLE organization_routes IN SHARE MODE')
+  const purge = admin.delete(`/api/organizations/${id}`)
+  await until(async () => await waiting('DELETE FROM "organization_routes"'), 'the purge holding its organization')
+  // The route's move of unrouted events locks the organization first: it waits for the purge.
+  const team = uid('team')
+  const route = admin.post('/api/organization-routes', { identity: 'team', value: team, organization_id: id })
+  await until(async () => await waiting('FOR KEY SHARE'), 'the route waiting on the organization the purge locked')
+  await holder.query('COMMIT')
+  t.equal((await purge).statusCode, 200)
+  const put = await route
+  t.equal(put.statusCode, 404, put.body)
+  t.equal(put.json().code, 'organization_not_found')
+  t.same((await db.query('SELECT 1 FROM organization_routes WHERE value = $1', [team])).rows, [], 'no route to it')
+  t.same((await db.query('SELECT 1 FROM litellm_usage_events WHERE organization_id = $1', [id])).rows, [], 'no event of it')
+})
