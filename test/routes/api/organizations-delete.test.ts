@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
+import type pg from 'pg'
 import { sql } from 'kysely'
 import { build, seedEvent, sqlClient, uid } from '../../helpers/app.js'
 import { apiClient } from '../../helpers/api.js'
@@ -15,6 +16,12 @@ import { until } from '../../helpers/forwarding.js'
 // Deleting an organization: only once disabled, all its rows or none, its credentials refused afterwards.
 const ADMIN = 'admin-key-' + randomBytes(6).toString('hex')
 const KEY_A = 'service-key-a-' + randomBytes(6).toString('hex')
+
+/** Whether a statement of this database whose text holds `statement` waits on a lock (pg_stat_activity: its first 1 kB). */
+async function waitingOnLock (db: pg.Client, statement: string): Promise<boolean> {
+  return (await db.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query ILIKE $1", [`%${statement}%`])).rows[0].n > 0
+}
 
 t.test('every table with an organization_id column is purged with it (none forgotten)', async (t) => {
   const db = await sqlClient(t)
@@ -102,18 +109,15 @@ t.test('a claim in flight when its organization is purged: the purge waits for i
     const res = await app.inject({ method: 'POST', url: '/webhooks/litellm', headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenB}` }, payload: seedEvent({ request_id: r }) })
     t.equal(res.statusCode, 202)
   }
-  const waiting = async (statement: string): Promise<boolean> => (await db.query(
-    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query ILIKE $1", [`%${statement}%`])).rows[0].n > 0
-
   // The claim stops between locking its events and inserting its claims (the table is held in SHARE mode).
   await holder.query('BEGIN')
   await holder.query('LOCK TABLE usage_event_claims IN SHARE MODE')
   const claim = claimDueEvents(app.db, { organization: id, worker: 'racing', limit: 10, leaseMs: 60_000, metricCode: 'ai_usage' })
-  await until(async () => await waiting('INSERT INTO usage_event_claims'), 'the claim waiting to insert its claims')
+  await until(async () => await waitingOnLock(db, 'INSERT INTO usage_event_claims'), 'the claim waiting to insert its claims')
   // Disabled and purged meanwhile: the purge waits on the events the claim has locked.
   t.equal((await admin.post(`/api/organizations/${id}/disable`)).statusCode, 200)
   const purge = admin.delete(`/api/organizations/${id}`)
-  await until(async () => await waiting('DELETE FROM "litellm_usage_events"'), 'the purge waiting on the claimed events')
+  await until(async () => await waitingOnLock(db, 'DELETE FROM "litellm_usage_events"'), 'the purge waiting on the claimed events')
   await holder.query('COMMIT')
 
   const claimed = await claim
@@ -135,16 +139,13 @@ t.test('a write racing the purge of its organization: stored and purged, or refu
   const stored = async (requestId: string): Promise<{ events: number, keys: number }> => (await db.query(`
     SELECT (SELECT count(*)::int FROM litellm_usage_events WHERE request_id = $1) AS events,
            (SELECT count(*)::int FROM usage_event_keys WHERE request_id = $1) AS keys`, [requestId])).rows[0]
-  const waiting = async (statement: string): Promise<boolean> => (await db.query(
-    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query ILIKE $1", [`%${statement}%`])).rows[0].n > 0
-
   // The write first, in a transaction left open: the purge waits for it, then deletes what it stored.
   const first = event(id)
   const writer = await app.db.connection().execute(async (connection) => {
     await sql`BEGIN`.execute(connection)
     const outcomes = await insertUsageEvents(connection, [first])
     const purge = admin.delete(`/api/organizations/${id}`)
-    await until(async () => await waiting('FOR UPDATE'), 'the purge waiting on the organization the write locked')
+    await until(async () => await waitingOnLock(db, 'FOR UPDATE'), 'the purge waiting on the organization the write locked')
     await sql`COMMIT`.execute(connection)
     return { outcomes, purged: await purge }
   })
@@ -162,12 +163,12 @@ t.test('a write racing the purge of its organization: stored and purged, or refu
   await holder.query('BEGIN')
   await holder.query('LOCK TABLE organization_routes IN SHARE MODE')
   const purge = admin.delete(`/api/organizations/${id}`)
-  await until(async () => await waiting('DELETE FROM "organization_routes"'), 'the purge holding its organization')
+  await until(async () => await waitingOnLock(db, 'DELETE FROM "organization_routes"'), 'the purge holding its organization')
   const gone = event(id)
   const kept = event('default')
   const write = insertUsageEvents(app.db, [gone, kept, { ...gone }])
   // (pg_stat_activity keeps the first 1 kB of a statement: the insert's opening, not its lock.)
-  await until(async () => await waiting('WITH input AS'), 'the write waiting on the organization the purge locked')
+  await until(async () => await waitingOnLock(db, 'WITH input AS'), 'the write waiting on the organization the purge locked')
   await holder.query('COMMIT')
   t.equal((await purge).statusCode, 200)
   const refused = { status: 'rejected', field: '/', message: 'cannot be stored: its organization was deleted while it was being written' }
@@ -181,18 +182,16 @@ t.test('a route put while its organization is purged waits for the purge, then f
   const db = await sqlClient(t)
   const { admin } = await serviceWithSecondOrganization(t, { admin: ADMIN, keyA: KEY_A, tokenA: '' }, id)
   t.equal((await admin.post(`/api/organizations/${id}/disable`)).statusCode, 200)
-  const waiting = async (statement: string): Promise<boolean> => (await db.query(
-    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query ILIKE $1", [`%${statement}%`])).rows[0].n > 0
   // The purge held after locking its organization (the last table it deletes from is locked).
   const holder = await sqlClient(t)
   await holder.query('BEGIN')
   await holder.query('LOCK TABLE organization_routes IN SHARE MODE')
   const purge = admin.delete(`/api/organizations/${id}`)
-  await until(async () => await waiting('DELETE FROM "organization_routes"'), 'the purge holding its organization')
+  await until(async () => await waitingOnLock(db, 'DELETE FROM "organization_routes"'), 'the purge holding its organization')
   // The route's move of unrouted events locks the organization first: it waits for the purge.
   const team = uid('team')
   const route = admin.post('/api/organization-routes', { identity: 'team', value: team, organization_id: id })
-  await until(async () => await waiting('FOR KEY SHARE'), 'the route waiting on the organization the purge locked')
+  await until(async () => await waitingOnLock(db, 'FOR KEY SHARE'), 'the route waiting on the organization the purge locked')
   await holder.query('COMMIT')
   t.equal((await purge).statusCode, 200)
   const put = await route
