@@ -32,6 +32,7 @@ interface LocalCounts {
   before_start: number
   lago_error: number
   pending: number
+  pending_tokens: string
 }
 
 /**
@@ -49,7 +50,8 @@ async function localCounts (db: Kysely<Database>, organizationId: string, custom
            coalesce(sum(cost_usd) FILTER (WHERE status = 'forwarded' AND "timestamp" >= ${from} AND "timestamp" <= ${to} AND "timestamp" >= ${start}), 0)::text AS billable_cost,
            count(*) FILTER (WHERE status IN ('forwarded', 'lago_error') AND "timestamp" < ${start} AND processed_at >= ${from})::int AS before_start,
            count(*) FILTER (WHERE status = 'lago_error' AND "timestamp" >= ${from} AND "timestamp" <= ${to})::int AS lago_error,
-           count(*) FILTER (WHERE status IN ('pending', 'failed') AND "timestamp" >= ${from} AND "timestamp" <= ${to})::int AS pending
+           count(*) FILTER (WHERE status IN ('pending', 'failed') AND "timestamp" >= ${from} AND "timestamp" <= ${to})::int AS pending,
+           coalesce(sum(total_tokens) FILTER (WHERE status IN ('pending', 'failed') AND "timestamp" >= ${from} AND "timestamp" <= ${to}), 0)::text AS pending_tokens
       FROM litellm_usage_events
      WHERE organization_id = ${organizationId} AND customer_external_id = ${customer}
        AND (external_subscription_id = ${subscription} OR (external_subscription_id IS NULL AND status IN ('pending', 'failed')))`.execute(db)
@@ -89,15 +91,21 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
   if (local.before_start > 0) causes.push({ cause: 'before_subscription_start', events: local.before_start, message: 'forwarded this period with a timestamp before the subscription started: Lago stores them and never bills them' })
   if (local.lago_error > 0) causes.push({ cause: 'lago_error', events: local.lago_error, message: 'Lago reported it cannot bill them (status lago_error, reason in last_error)' })
   if (local.pending > 0) causes.push({ cause: 'still_pending', events: local.pending, message: 'not yet (or not known to be) in Lago: pending or awaiting a retry' })
-  const countsDiffer = lagoEvents !== local.billable_events || (sumsTokens && !lagoUnits.eq(Decimal.from(local.billable_tokens)))
-  if (countsDiffer) {
+  const billableTokens = Decimal.from(local.billable_tokens)
+  const countsDiffer = lagoEvents !== local.billable_events || (sumsTokens && !lagoUnits.eq(billableTokens))
+  // An event Lago has accepted stays pending here until the forwarder records Lago's answer: an audit during
+  // forwarding sees Lago ahead of the forwarded count. Ahead by no more than the pending events (and their tokens)
+  // is explained by them and no mismatch; still_pending names them.
+  const aheadByPendingAtMost = lagoEvents >= local.billable_events && lagoEvents <= local.billable_events + local.pending &&
+    (!sumsTokens || (lagoUnits.gte(billableTokens) && lagoUnits.lte(billableTokens.plus(local.pending_tokens))))
+  if (countsDiffer && !aheadByPendingAtMost) {
     causes.push({
       cause: 'unexplained',
       events: Math.abs(lagoEvents - local.billable_events),
       message: `Lago counts ${lagoEvents} events (${lagoUnits.toString()} units) where ${local.billable_events} billable events (${local.billable_tokens} tokens) were forwarded`
     })
   }
-  const mismatch = countsDiffer || local.before_start > 0 || local.lago_error > 0
+  const mismatch = (countsDiffer && !aheadByPendingAtMost) || local.before_start > 0 || local.lago_error > 0
   return {
     ...base,
     period: { from: from.toISOString(), to: to.toISOString() },

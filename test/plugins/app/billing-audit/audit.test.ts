@@ -66,3 +66,34 @@ t.test('an organization\'s audit reads its own customers and events, its metric\
     'its own 5 events, against a Lago that counts 2: unexplained')
   t.same((await auditOrganization({ db, organizationId: other, lago, metricCode: 'tokens' }, { customerId: failing })).customers, [], 'a customer of another organization is not found by id')
 })
+
+t.test('events Lago has while they are still pending here (an audit during forwarding) explain Lago being ahead, no further', async (t) => {
+  const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
+  const db = app.db
+  const customer = uid('cus-in-flight')
+  await db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: `sub-${customer}`, plan_code: 'p', provisioned_by: 'api' }).execute()
+  // One event forwarded (10 tokens); two claimed for the subscription and sent, Lago's answer not yet recorded (5, 7).
+  for (const [tokens, status] of [[10, 'forwarded'], [5, 'pending'], [7, 'pending']] as const) {
+    await sql`INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, processed_at)
+              VALUES ('default', ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, now(), 'test', md5(${uid()}), ${status}, ${`sub-${customer}`}, ${status === 'pending' ? null : new Date()})`.execute(db)
+  }
+  const audit = async (eventsCount: number, units: string) => {
+    const lago: LagoUsageApi = {
+      getSubscription: async () => ({ started_at: new Date(Date.now() - DAY).toISOString(), status: 'active' }),
+      getCurrentUsage: async () => ({
+        from_datetime: new Date(Date.now() - 2 * DAY).toISOString(),
+        to_datetime: new Date(Date.now() + 20 * DAY).toISOString(),
+        charges_usage: [{ billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: eventsCount, units }]
+      }) as never
+    }
+    const c = (await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens' }, { customerId: customer })).customers[0]
+    return [c.status, c.causes.map((x) => `${x.cause}:${x.events}`)]
+  }
+  // Expected by hand: forwarded 1 event / 10 tokens; pending 2 events / 12 tokens.
+  t.same(await audit(1, '10'), ['ok', ['still_pending:2']], 'Lago level with the forwarded events')
+  t.same(await audit(2, '17'), ['ok', ['still_pending:2']], 'Lago ahead by one in-flight event (the 7-token one)')
+  t.same(await audit(3, '22'), ['ok', ['still_pending:2']], 'Lago ahead by both in-flight events')
+  t.same(await audit(4, '30'), ['mismatch', ['still_pending:2', 'unexplained:3']], 'ahead by more events than are pending')
+  t.same(await audit(3, '40'), ['mismatch', ['still_pending:2', 'unexplained:2']], 'ahead by more tokens than are pending')
+  t.same(await audit(0, '0'), ['mismatch', ['still_pending:2', 'unexplained:1']], 'behind the forwarded events: never explained by pending ones')
+})
