@@ -104,7 +104,11 @@ t.test('bad items are rejected one by one; a body of nothing usable is a 400; au
   t.match(mixed.json(), { accepted: 1, rejected: 2, problems: [{ index: 1, status: 'rejected' }, { index: 2, message: /neither id nor litellm_call_id/ }] })
   const useless = await postGeneric(app, [{ model: 'no ids' }])
   t.equal(useless.statusCode, 400)
-  t.match(useless.json(), { code: 'no_valid_events', rejected: 1 })
+  t.match(useless.json(), { code: 'no_valid_events', rejected: 1, message: /^None of the 1 items is a LiteLLM StandardLoggingPayload: / })
+  // A payload read, then refused while storing (a cost of 26 integer digits): the 400 says so, not "not a payload".
+  const unstorable = await postGeneric(app, [{ ...payload({ team: uid('team') }), response_cost: 1e25 }])
+  t.equal(unstorable.statusCode, 400)
+  t.match(unstorable.json(), { code: 'no_valid_events', rejected: 1, message: /^None of the 1 items could be stored: \/cost_usd is not a non-negative decimal/ })
   t.equal((await postGeneric(app, [null, null])).statusCode, 200, 'only nulls: nothing to do, not an error')
   t.equal((await postGeneric(app, Array.from({ length: 11 }, () => null))).statusCode, 400, 'more payloads than GENERIC_MAX_PAYLOADS')
   t.equal((await postGeneric(app, '[{"id": ')).json().code, 'invalid_json')

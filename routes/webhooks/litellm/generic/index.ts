@@ -52,8 +52,11 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     if (result.rejected > 0) fastify.usageEvents.rejected('generic_api', result.rejected)
     if (result.accepted > 0) return reply.code(202).send(result)
     if (result.duplicate > 0 || result.conflict > 0 || result.rejected === 0) return reply.code(200).send(result)
+    // Problems found while storing name the call (request_id); those found while reading are items that are not payloads.
+    const notPayloads = result.problems.filter((p) => p.status === 'rejected' && p.request_id === undefined).length
+    const none = notPayloads === result.rejected ? 'is a LiteLLM StandardLoggingPayload' : 'could be stored'
     return reply.code(400).send({
-      ...errorBody(400, 'no_valid_events', `None of the ${result.received} items is a LiteLLM StandardLoggingPayload: ${result.problems[0]?.message ?? ''}`),
+      ...errorBody(400, 'no_valid_events', `None of the ${result.received} items ${none}: ${result.problems[0]?.message ?? ''}`),
       ...result
     })
   })
