@@ -219,8 +219,8 @@ export function buildLagoSimulator (options: LagoSimulatorOptions = {}): LagoSim
       return reply.code(200).send(result)
     }
     registerLagoRoutes(api, state, handle)
-    api.get('/webhooks/json_public_key', handle(() => webhooks.publicKey()))
-    api.get('/webhooks/public_key', async (_request, reply) => reply.type('text/plain').send(webhooks.publicKeyText()))
+    api.get('/webhooks/json_public_key', async () => await webhooks.publicKey())
+    api.get('/webhooks/public_key', async (_request, reply) => reply.type('text/plain').send(await webhooks.publicKeyText()))
     api.post('/webhook_endpoints', handle((r) => webhooks.createEndpoint(r.body)))
     api.get('/webhook_endpoints', handle((r) => webhooks.listEndpoints(r.query as Record<string, string>)))
     api.get('/webhook_endpoints/:lago_id', handle((r) => webhooks.getEndpoint((r.params as { lago_id: string }).lago_id)))

@@ -151,7 +151,7 @@ export function registerControlRoutes (control: FastifyInstance, ctx: ControlCon
   control.post('/webhooks/events-errors', async () => ({ events_errors: state.validateEvents() }))
   /** A new signing key pair (jwt): receivers must fetch the public key again. */
   control.post('/webhooks/rotate-key', async () => {
-    webhooks.rotateKey()
+    await webhooks.rotateKey()
     return { ok: true }
   })
   /** Body: {webhook_type, object_type, object}: sends any webhook (alerts, wallets…) to the subscribed endpoints. */

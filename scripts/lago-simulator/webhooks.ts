@@ -1,4 +1,5 @@
-import { createHmac, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto'
+import { createHmac, generateKeyPair, randomUUID, type KeyObject } from 'node:crypto'
+import { promisify } from 'node:util'
 import { SignJWT } from 'jose'
 import { request } from 'undici'
 import { Errors, notFound, validationFailure } from './errors.js'
@@ -42,6 +43,14 @@ export interface WebhookSenderOptions {
 const SUCCESS = new Set([200, 201, 202, 204])
 const MAX_ENDPOINTS = 10
 
+interface SigningKeys { privateKey: KeyObject, publicKeyPem: string }
+
+/** An RSA key pair for jwt signatures, made on libuv's thread pool. */
+async function newSigningKeys (): Promise<SigningKeys> {
+  const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 })
+  return { privateKey, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() }
+}
+
 export class WebhookSender {
   readonly organizationId = randomUUID()
   hmacKey: string
@@ -50,8 +59,9 @@ export class WebhookSender {
   timeoutMs: number
   endpoints: WebhookEndpointRecord[] = []
   deliveries: DeliveryRecord[] = []
-  // Made on first use: an RSA key pair costs about 150 ms of CPU, and most simulators never sign a webhook.
-  #keys: { privateKey: KeyObject, publicKeyPem: string } | null = null
+  // Made on first use: an RSA key pair costs 40-500 ms of CPU, and most simulators never sign a webhook. Made off
+  // the event loop: the simulator shares its process with the service under test, whose calls it would stall.
+  #keys: Promise<SigningKeys> | null = null
   #inFlight = new Set<Promise<void>>()
   #closed = false
 
@@ -63,29 +73,24 @@ export class WebhookSender {
   }
 
   /** A new RSA key pair (LAGO_RSA_PRIVATE_KEY changed): later jwt signatures need the new public key. */
-  rotateKey (): void {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
-    this.#keys = { privateKey, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() }
+  async rotateKey (): Promise<void> {
+    this.#keys = newSigningKeys()
+    await this.#keys
   }
 
-  get #publicKeyPem (): string {
-    if (this.#keys === null) this.rotateKey()
-    return (this.#keys as { publicKeyPem: string }).publicKeyPem
-  }
-
-  get #privateKey (): KeyObject {
-    if (this.#keys === null) this.rotateKey()
-    return (this.#keys as { privateKey: KeyObject }).privateKey
+  async #signingKeys (): Promise<SigningKeys> {
+    this.#keys ??= newSigningKeys()
+    return await this.#keys
   }
 
   /** GET /webhooks/json_public_key: the PEM, base64-encoded. */
-  publicKey (): { webhook: { public_key: string } } {
-    return { webhook: { public_key: Buffer.from(this.#publicKeyPem).toString('base64') } }
+  async publicKey (): Promise<{ webhook: { public_key: string } }> {
+    return { webhook: { public_key: Buffer.from((await this.#signingKeys()).publicKeyPem).toString('base64') } }
   }
 
   /** GET /webhooks/public_key (deprecated): the same, as text/plain with MIME line breaks. */
-  publicKeyText (): string {
-    return (Buffer.from(this.#publicKeyPem).toString('base64').match(/.{1,60}/g) ?? []).join('\n') + '\n'
+  async publicKeyText (): Promise<string> {
+    return (Buffer.from((await this.#signingKeys()).publicKeyPem).toString('base64').match(/.{1,60}/g) ?? []).join('\n') + '\n'
   }
 
   // ---- endpoints (POST/GET/PUT/DELETE /webhook_endpoints) ------------------------------------------------
@@ -161,7 +166,7 @@ export class WebhookSender {
   /** The headers of one delivery (also for tests that forge or replay deliveries). */
   async sign (algo: 'jwt' | 'hmac', body: string): Promise<string> {
     if (algo === 'hmac') return createHmac('sha256', this.hmacKey).update(body).digest('base64')
-    return await new SignJWT({ data: body, iss: this.issuer ?? '' }).setProtectedHeader({ alg: 'RS256' }).sign(this.#privateKey)
+    return await new SignJWT({ data: body, iss: this.issuer ?? '' }).setProtectedHeader({ alg: 'RS256' }).sign((await this.#signingKeys()).privateKey)
   }
 
   async #deliver (delivery: DeliveryRecord, body: string): Promise<void> {

@@ -62,7 +62,7 @@ t.test('jwt: Lago\'s deliveries are verified with its public key and stored once
 
   // Lago rotated its key: the first signature that fails fetches the key again, and verifies.
   const fetchesBefore = sim.requests.entries().filter((r) => r.path.endsWith('/webhooks/json_public_key')).length
-  sim.webhooks.rotateKey()
+  await sim.webhooks.rotateKey()
   const rotated = envelope(sim.webhooks.organizationId)
   const res = await post(url, rotated, { 'x-lago-signature': await sim.webhooks.sign('jwt', rotated), 'x-lago-signature-algorithm': 'jwt', 'x-lago-unique-key': randomUUID() })
   t.equal(res.status, 200, 'a rotated key is fetched again')

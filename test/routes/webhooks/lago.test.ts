@@ -44,7 +44,7 @@ t.test('genuine jwt and hmac deliveries are accepted, each unique key stored onc
 
   const fetches = (): number => sim.requests.entries().filter((r) => r.path.endsWith('/webhooks/json_public_key')).length
   const before = fetches()
-  sim.webhooks.rotateKey()
+  await sim.webhooks.rotateKey()
   const rotated = envelope()
   t.equal((await deliver(app, rotated, await signed('jwt', rotated))).statusCode, 200, 'Lago rotated its key: fetched again, verified')
   t.equal(fetches(), before + 1, 'one more fetch of the public key')
@@ -94,7 +94,7 @@ t.test('every forgery is refused with 401 and stored nowhere', async (t) => {
   }
   const b64url = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
   const other = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  const publicPem = Buffer.from(sim.webhooks.publicKey().webhook.public_key, 'base64').toString()
+  const publicPem = Buffer.from((await sim.webhooks.publicKey()).webhook.public_key, 'base64').toString()
   const withIssuer = async (iss: string): Promise<string> => {
     const saved = sim.webhooks.issuer
     sim.webhooks.issuer = iss
