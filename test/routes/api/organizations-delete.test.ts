@@ -23,6 +23,19 @@ async function waitingOnLock (db: pg.Client, statement: string): Promise<boolean
     "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query ILIKE $1", [`%${statement}%`])).rows[0].n > 0
 }
 
+/**
+ * Starts the purge of an organization and holds it once it has locked the organization (the last table it deletes
+ * from is locked by another session); `release` lets it finish.
+ */
+async function purgeHeldAfterItsLock (t: Parameters<typeof sqlClient>[0], db: pg.Client, admin: ReturnType<typeof apiClient>, id: string): Promise<{ purge: ReturnType<ReturnType<typeof apiClient>['delete']>, release: () => Promise<void> }> {
+  const holder = await sqlClient(t)
+  await holder.query('BEGIN')
+  await holder.query('LOCK TABLE organization_routes IN SHARE MODE')
+  const purge = admin.delete(`/api/organizations/${id}`)
+  await until(async () => await waitingOnLock(db, 'DELETE FROM "organization_routes"'), 'the purge holding its organization')
+  return { purge, release: async () => { await holder.query('COMMIT') } }
+}
+
 t.test('every table with an organization_id column is purged with it (none forgotten)', async (t) => {
   const db = await sqlClient(t)
   await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', API_KEYS: KEY_A }) // migrated
@@ -159,17 +172,13 @@ t.test('a write racing the purge of its organization: stored and purged, or refu
   // organization's events of the same write are stored.
   t.equal((await admin.post('/api/organizations', { id, name: 'Again Ltd', lago_api_url: simB.url, lago_api_key: 'lago-key-b' })).statusCode, 201)
   t.equal((await admin.post(`/api/organizations/${id}/disable`)).statusCode, 200)
-  const holder = await sqlClient(t)
-  await holder.query('BEGIN')
-  await holder.query('LOCK TABLE organization_routes IN SHARE MODE')
-  const purge = admin.delete(`/api/organizations/${id}`)
-  await until(async () => await waitingOnLock(db, 'DELETE FROM "organization_routes"'), 'the purge holding its organization')
+  const { purge, release } = await purgeHeldAfterItsLock(t, db, admin, id)
   const gone = event(id)
   const kept = event('default')
   const write = insertUsageEvents(app.db, [gone, kept, { ...gone }])
   // (pg_stat_activity keeps the first 1 kB of a statement: the insert's opening, not its lock.)
   await until(async () => await waitingOnLock(db, 'WITH input AS'), 'the write waiting on the organization the purge locked')
-  await holder.query('COMMIT')
+  await release()
   t.equal((await purge).statusCode, 200)
   const refused = { status: 'rejected', field: '/', message: 'cannot be stored: its organization was deleted while it was being written' }
   t.match(await write, [refused, { status: 'accepted' }, refused], 'its events (and their repeat) refused, the other stored')
@@ -182,17 +191,12 @@ t.test('a route put while its organization is purged waits for the purge, then f
   const db = await sqlClient(t)
   const { admin } = await serviceWithSecondOrganization(t, { admin: ADMIN, keyA: KEY_A, tokenA: '' }, id)
   t.equal((await admin.post(`/api/organizations/${id}/disable`)).statusCode, 200)
-  // The purge held after locking its organization (the last table it deletes from is locked).
-  const holder = await sqlClient(t)
-  await holder.query('BEGIN')
-  await holder.query('LOCK TABLE organization_routes IN SHARE MODE')
-  const purge = admin.delete(`/api/organizations/${id}`)
-  await until(async () => await waitingOnLock(db, 'DELETE FROM "organization_routes"'), 'the purge holding its organization')
+  const { purge, release } = await purgeHeldAfterItsLock(t, db, admin, id)
   // The route's move of unrouted events locks the organization first: it waits for the purge.
   const team = uid('team')
   const route = admin.post('/api/organization-routes', { identity: 'team', value: team, organization_id: id })
   await until(async () => await waitingOnLock(db, 'FOR KEY SHARE'), 'the route waiting on the organization the purge locked')
-  await holder.query('COMMIT')
+  await release()
   t.equal((await purge).statusCode, 200)
   const put = await route
   t.equal(put.statusCode, 404, put.body)
