@@ -32,29 +32,43 @@ interface LocalCounts {
   before_start: number
   lago_error: number
   pending: number
-  pending_tokens: string
+  sent_unsettled: number
+  sent_unsettled_tokens: string
+  settled_since_read: number
+  settled_since_read_tokens: string
 }
 
 /**
  * What this service sent to one subscription for its current billing period [from, to]: events Lago should bill
  * (forwarded, timestamp inside the period and not before the subscription's start), and those it will not:
- * forwarded during the period but older than the start, marked lago_error, or not yet in Lago (an event gets its
- * subscription when the forwarder first claims it: one never sent yet has none). Reads only the customer's rows
- * (index on organization, customer, timestamp), never the whole table.
+ * forwarded during the period but older than the start, marked lago_error, or not yet in Lago (pending or failed;
+ * an event's row gets its subscription when its send is settled, its claim holds it until then). Two counts bound
+ * how far Lago's figures read at `readAt` may differ while events are being forwarded: billable events sent and not
+ * yet settled (their body frozen for this subscription: Lago may already have them) and billable events settled
+ * since `readAt` (Lago may not have had them then). Reads only the customer's rows (index on organization,
+ * customer, timestamp) and their claims, never the whole table.
  */
-async function localCounts (db: Kysely<Database>, organizationId: string, customer: string, subscription: string, from: Date, to: Date, startedAt: Date | null): Promise<LocalCounts> {
+async function localCounts (db: Kysely<Database>, organizationId: string, customer: string, subscription: string, from: Date, to: Date, startedAt: Date | null, readAt: Date): Promise<LocalCounts> {
   const start = startedAt ?? new Date(0)
+  const billable = sql`e."timestamp" >= ${from} AND e."timestamp" <= ${to} AND e."timestamp" >= ${start}`
+  const sentUnsettled = sql`e.status IN ('pending', 'failed') AND ${billable} AND coalesce(e.lago_payload, c.lago_payload) IS NOT NULL
+                            AND coalesce(e.external_subscription_id, c.external_subscription_id) = ${subscription}`
+  const settledSinceRead = sql`e.status = 'forwarded' AND ${billable} AND e.processed_at >= ${readAt}`
   const { rows } = await sql<LocalCounts>`
-    SELECT count(*) FILTER (WHERE status = 'forwarded' AND "timestamp" >= ${from} AND "timestamp" <= ${to} AND "timestamp" >= ${start})::int AS billable_events,
-           coalesce(sum(total_tokens) FILTER (WHERE status = 'forwarded' AND "timestamp" >= ${from} AND "timestamp" <= ${to} AND "timestamp" >= ${start}), 0)::text AS billable_tokens,
-           coalesce(sum(cost_usd) FILTER (WHERE status = 'forwarded' AND "timestamp" >= ${from} AND "timestamp" <= ${to} AND "timestamp" >= ${start}), 0)::text AS billable_cost,
-           count(*) FILTER (WHERE status IN ('forwarded', 'lago_error') AND "timestamp" < ${start} AND processed_at >= ${from})::int AS before_start,
-           count(*) FILTER (WHERE status = 'lago_error' AND "timestamp" >= ${from} AND "timestamp" <= ${to})::int AS lago_error,
-           count(*) FILTER (WHERE status IN ('pending', 'failed') AND "timestamp" >= ${from} AND "timestamp" <= ${to})::int AS pending,
-           coalesce(sum(total_tokens) FILTER (WHERE status IN ('pending', 'failed') AND "timestamp" >= ${from} AND "timestamp" <= ${to}), 0)::text AS pending_tokens
-      FROM litellm_usage_events
-     WHERE organization_id = ${organizationId} AND customer_external_id = ${customer}
-       AND (external_subscription_id = ${subscription} OR (external_subscription_id IS NULL AND status IN ('pending', 'failed')))`.execute(db)
+    SELECT count(*) FILTER (WHERE e.status = 'forwarded' AND ${billable})::int AS billable_events,
+           coalesce(sum(e.total_tokens) FILTER (WHERE e.status = 'forwarded' AND ${billable}), 0)::text AS billable_tokens,
+           coalesce(sum(e.cost_usd) FILTER (WHERE e.status = 'forwarded' AND ${billable}), 0)::text AS billable_cost,
+           count(*) FILTER (WHERE e.status IN ('forwarded', 'lago_error') AND e."timestamp" < ${start} AND e.processed_at >= ${from})::int AS before_start,
+           count(*) FILTER (WHERE e.status = 'lago_error' AND e."timestamp" >= ${from} AND e."timestamp" <= ${to})::int AS lago_error,
+           count(*) FILTER (WHERE e.status IN ('pending', 'failed') AND e."timestamp" >= ${from} AND e."timestamp" <= ${to})::int AS pending,
+           count(*) FILTER (WHERE ${sentUnsettled})::int AS sent_unsettled,
+           coalesce(sum(e.total_tokens) FILTER (WHERE ${sentUnsettled}), 0)::text AS sent_unsettled_tokens,
+           count(*) FILTER (WHERE ${settledSinceRead})::int AS settled_since_read,
+           coalesce(sum(e.total_tokens) FILTER (WHERE ${settledSinceRead}), 0)::text AS settled_since_read_tokens
+      FROM litellm_usage_events e
+      LEFT JOIN usage_event_claims c ON c.event_id = e.id
+     WHERE e.organization_id = ${organizationId} AND e.customer_external_id = ${customer}
+       AND (e.external_subscription_id = ${subscription} OR (e.external_subscription_id IS NULL AND e.status IN ('pending', 'failed')))`.execute(db)
   return rows[0]
 }
 
@@ -66,9 +80,13 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
   const base = { customer_external_id: customer, subscription_external_id: subscription }
   let usage: Awaited<ReturnType<LagoUsageApi['getCurrentUsage']>>
   let startedAt: Date | null
+  let readAt: Date
   try {
     const s = await lago.getSubscription(subscription)
     startedAt = s.started_at != null ? new Date(s.started_at) : null
+    // The database's clock, as the settle's processed_at is: events settled from here on may be missing from what
+    // Lago is about to answer.
+    readAt = (await sql<{ now: Date }>`SELECT clock_timestamp() AS now`.execute(db)).rows[0].now
     usage = await lago.getCurrentUsage(customer, subscription)
   } catch (err) {
     if (err instanceof LagoApiError && (err.status === 404 || err.status === 405)) {
@@ -81,7 +99,7 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
   }
   const from = new Date(usage.from_datetime)
   const to = new Date(usage.to_datetime)
-  const local = await localCounts(db, organizationId, customer, subscription, from, to, startedAt)
+  const local = await localCounts(db, organizationId, customer, subscription, from, to, startedAt, readAt)
   const charges = (usage.charges_usage ?? []).filter((c) => c.billable_metric.code === metricCode)
   const lagoEvents = charges.reduce((n, c) => n + c.events_count, 0)
   const lagoUnits = Decimal.sum(charges.map((c) => Decimal.from(c.units)))
@@ -93,19 +111,23 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
   if (local.pending > 0) causes.push({ cause: 'still_pending', events: local.pending, message: 'not yet (or not known to be) in Lago: pending or awaiting a retry' })
   const billableTokens = Decimal.from(local.billable_tokens)
   const countsDiffer = lagoEvents !== local.billable_events || (sumsTokens && !lagoUnits.eq(billableTokens))
-  // An event Lago has accepted stays pending here until the forwarder records Lago's answer: an audit during
-  // forwarding sees Lago ahead of the forwarded count. Ahead by no more than the pending events (and their tokens)
-  // is explained by them and no mismatch; still_pending names them.
-  const aheadByPendingAtMost = lagoEvents >= local.billable_events && lagoEvents <= local.billable_events + local.pending &&
-    (!sumsTokens || (lagoUnits.gte(billableTokens) && lagoUnits.lte(billableTokens.plus(local.pending_tokens))))
-  if (countsDiffer && !aheadByPendingAtMost) {
+  // While events are being forwarded, Lago's figures and the forwarded ones are read at different moments: Lago may
+  // already have events sent and not yet settled here, and may not have had those settled since it was read. Within
+  // those bounds (count and tokens) the difference is explained by forwarding in progress; beyond them it is not.
+  const within = (lago: number | Decimal, forwarded: Decimal, ahead: Decimal, behind: Decimal): boolean =>
+    forwarded.minus(behind).lte(lago) && forwarded.plus(ahead).gte(lago)
+  const inFlight = within(lagoEvents, Decimal.from(local.billable_events), Decimal.from(local.sent_unsettled), Decimal.from(local.settled_since_read)) &&
+    (!sumsTokens || within(lagoUnits, billableTokens, Decimal.from(local.sent_unsettled_tokens), Decimal.from(local.settled_since_read_tokens)))
+  const unexplained = countsDiffer && !inFlight
+  if (unexplained) {
     causes.push({
       cause: 'unexplained',
       events: Math.abs(lagoEvents - local.billable_events),
-      message: `Lago counts ${lagoEvents} events (${lagoUnits.toString()} units) where ${local.billable_events} billable events (${local.billable_tokens} tokens) were forwarded`
+      message: `Lago counts ${lagoEvents} events (${lagoUnits.toString()} units) where ${local.billable_events} billable events (${local.billable_tokens} tokens) were forwarded` +
+        (local.sent_unsettled > 0 ? `, and ${local.sent_unsettled} more (${local.sent_unsettled_tokens} tokens) were sent and not yet settled` : '')
     })
   }
-  const mismatch = (countsDiffer && !aheadByPendingAtMost) || local.before_start > 0 || local.lago_error > 0
+  const mismatch = unexplained || local.before_start > 0 || local.lago_error > 0
   return {
     ...base,
     period: { from: from.toISOString(), to: to.toISOString() },

@@ -67,33 +67,62 @@ t.test('an organization\'s audit reads its own customers and events, its metric\
   t.same((await auditOrganization({ db, organizationId: other, lago, metricCode: 'tokens' }, { customerId: failing })).customers, [], 'a customer of another organization is not found by id')
 })
 
-t.test('events Lago has while they are still pending here (an audit during forwarding) explain Lago being ahead, no further', async (t) => {
+t.test('forwarding in progress: Lago ahead by events sent and not yet settled, or behind by events settled after it was read, is no mismatch; beyond either, it is', async (t) => {
   const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
   const db = app.db
   const customer = uid('cus-in-flight')
-  await db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: `sub-${customer}`, plan_code: 'p', provisioned_by: 'api' }).execute()
-  // One event forwarded (10 tokens); two claimed for the subscription and sent, Lago's answer not yet recorded (5, 7).
-  for (const [tokens, status] of [[10, 'forwarded'], [5, 'pending'], [7, 'pending']] as const) {
-    await sql`INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, processed_at)
-              VALUES ('default', ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, now(), 'test', md5(${uid()}), ${status}, ${`sub-${customer}`}, ${status === 'pending' ? null : new Date()})`.execute(db)
+  const subscription = `sub-${customer}`
+  await db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: subscription, plan_code: 'p', provisioned_by: 'api' }).execute()
+  const store = async (tokens: number, status: string, settled: boolean): Promise<{ id: string, received_at: Date }> => (await sql<{ id: string, received_at: Date }>`
+    INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, processed_at)
+    VALUES ('default', ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, now(), 'test', md5(${uid()}), ${status}, ${settled ? subscription : null}, ${settled ? new Date() : null})
+    RETURNING id, received_at`.execute(db)).rows[0]
+  // As the forwarder leaves them: a claim holds the subscription and the frozen body until the send is settled.
+  const claim = async (e: { id: string, received_at: Date }, sub: string): Promise<void> => {
+    await sql`INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at, external_subscription_id, lago_payload)
+              VALUES (${e.id}, ${e.received_at}, 'default', 'w', now() + interval '1 minute', ${sub}, '{"transaction_id": "t"}'::jsonb)`.execute(db)
   }
-  const audit = async (eventsCount: number, units: string) => {
+  await store(10, 'forwarded', true)
+  await claim(await store(5, 'pending', false), subscription) // sent, not settled
+  await claim(await store(7, 'pending', false), subscription) // sent, not settled
+  await store(100, 'pending', false) // never sent: no claim
+  await claim(await store(200, 'pending', false), `sub-other-${customer}`) // sent to another subscription
+  const settling = await store(3, 'pending', false)
+  await claim(settling, subscription)
+
+  /** Lago's answer; `meanwhile` runs after Lago was read and before the local counts (a settle in between). */
+  const audit = async (eventsCount: number, units: string, meanwhile?: () => Promise<void>): Promise<[string, string[]]> => {
     const lago: LagoUsageApi = {
       getSubscription: async () => ({ started_at: new Date(Date.now() - DAY).toISOString(), status: 'active' }),
-      getCurrentUsage: async () => ({
-        from_datetime: new Date(Date.now() - 2 * DAY).toISOString(),
-        to_datetime: new Date(Date.now() + 20 * DAY).toISOString(),
-        charges_usage: [{ billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: eventsCount, units }]
-      }) as never
+      getCurrentUsage: async () => {
+        const answer = {
+          from_datetime: new Date(Date.now() - 2 * DAY).toISOString(),
+          to_datetime: new Date(Date.now() + 20 * DAY).toISOString(),
+          charges_usage: [{ billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: eventsCount, units }]
+        }
+        await meanwhile?.()
+        return answer as never
+      }
     }
     const c = (await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens' }, { customerId: customer })).customers[0]
     return [c.status, c.causes.map((x) => `${x.cause}:${x.events}`)]
   }
-  // Expected by hand: forwarded 1 event / 10 tokens; pending 2 events / 12 tokens.
-  t.same(await audit(1, '10'), ['ok', ['still_pending:2']], 'Lago level with the forwarded events')
-  t.same(await audit(2, '17'), ['ok', ['still_pending:2']], 'Lago ahead by one in-flight event (the 7-token one)')
-  t.same(await audit(3, '22'), ['ok', ['still_pending:2']], 'Lago ahead by both in-flight events')
-  t.same(await audit(4, '30'), ['mismatch', ['still_pending:2', 'unexplained:3']], 'ahead by more events than are pending')
-  t.same(await audit(3, '40'), ['mismatch', ['still_pending:2', 'unexplained:2']], 'ahead by more tokens than are pending')
-  t.same(await audit(0, '0'), ['mismatch', ['still_pending:2', 'unexplained:1']], 'behind the forwarded events: never explained by pending ones')
+  // Expected by hand. Forwarded: 1 event, 10 tokens. Sent for this subscription, not settled: 3 events (5, 7, 3 tokens).
+  // Pending in all: 5 (those three, the unsent 100 and the 200 sent to another subscription).
+  t.same(await audit(1, '10'), ['ok', ['still_pending:5']], 'Lago level with the forwarded events')
+  t.same(await audit(2, '17'), ['ok', ['still_pending:5']], 'Lago ahead by one sent event (the 7-token one)')
+  t.same(await audit(4, '25'), ['ok', ['still_pending:5']], 'Lago ahead by all three sent events')
+  t.same(await audit(5, '35'), ['mismatch', ['still_pending:5', 'unexplained:4']], 'ahead by more events than were sent')
+  t.same(await audit(2, '110'), ['mismatch', ['still_pending:5', 'unexplained:1']], 'ahead by the never-sent event\'s tokens: not explained')
+  t.same(await audit(2, '210'), ['mismatch', ['still_pending:5', 'unexplained:1']], 'ahead by an event sent to another subscription: not explained')
+  t.same(await audit(0, '0'), ['mismatch', ['still_pending:5', 'unexplained:1']], 'behind the events forwarded before Lago was read')
+
+  // The 3-token event is settled after Lago was read: Lago may not have had it, and may have.
+  const settle = async (): Promise<void> => {
+    await sql`DELETE FROM usage_event_claims WHERE event_id = ${settling.id}`.execute(db)
+    await sql`UPDATE litellm_usage_events SET status = 'forwarded', processed_at = now(), external_subscription_id = ${subscription} WHERE id = ${settling.id}`.execute(db)
+  }
+  t.same(await audit(1, '10', settle), ['ok', ['still_pending:4']], 'Lago behind by the event settled after it was read')
+  t.same(await audit(0, '0'), ['mismatch', ['still_pending:4', 'unexplained:2']], 'once settled before the read, Lago lacking it is a mismatch')
+  t.same(await audit(2, '13'), ['ok', ['still_pending:4']], 'and Lago having it agrees')
 })
