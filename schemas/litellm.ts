@@ -24,7 +24,7 @@ export const GenericResponse = Type.Object({
   accepted: Type.Integer({ description: 'Calls stored now (billable, failed or waiting for a customer)' }),
   duplicate: Type.Integer({ description: 'Calls already stored (a resend, a double-fired callback, or the same call through another format)' }),
   conflict: Type.Integer({ description: 'Keys already stored with different billing content: the stored call is kept' }),
-  rejected: Type.Integer({ description: 'Items that are not LiteLLM payloads' }),
+  rejected: Type.Integer({ description: 'Items that are not LiteLLM payloads, and calls that could not be stored' }),
   skipped: Type.Integer({ description: 'null elements (LiteLLM queues a missing payload as null)' }),
   not_billable: Type.Integer({ description: 'Of the calls stored now: failed calls, kept and never billed' }),
   unmapped: Type.Integer({ description: 'Of the calls stored now: waiting for a customer (see GET /webhooks/stats)' }),

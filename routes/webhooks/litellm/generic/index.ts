@@ -32,7 +32,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
         '(else id): resends, double-fired callbacks and the same call pulled from spend logs are duplicates. Failed ' +
         'calls are stored as not_billable; calls with no customer wait as unmapped. Messages, responses and any other ' +
         'prompt or completion text are never stored. 202 when something new was stored, 200 when everything was ' +
-        'already known, 400 when no item is a LiteLLM payload.',
+        'already known, 400 when nothing could be stored (no item is a LiteLLM payload, or each was refused).',
       body: GenericBody(maxPayloads),
       response: {
         200: GenericResponse,
@@ -43,6 +43,7 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const delivery = readStandardPayloads(Array.isArray(request.body) ? request.body : [request.body], new Date())
+    const notPayloads = delivery.result.rejected
     // The parsed batch (512 payloads with their messages: megabytes of objects) is not needed once read: let go of it
     // before the write, so that it dies young. Held through the write (50-100 ms), it was copied by the young
     // generation's collections and promoted (docs/bench/HISTORY.md).
@@ -52,11 +53,10 @@ const plugin: FastifyPluginAsyncTypebox = async (fastify) => {
     if (result.rejected > 0) fastify.usageEvents.rejected('generic_api', result.rejected)
     if (result.accepted > 0) return reply.code(202).send(result)
     if (result.duplicate > 0 || result.conflict > 0 || result.rejected === 0) return reply.code(200).send(result)
-    // Problems found while storing name the call (request_id); those found while reading are items that are not payloads.
-    const notPayloads = result.problems.filter((p) => p.status === 'rejected' && p.request_id === undefined).length
-    const none = notPayloads === result.rejected ? 'is a LiteLLM StandardLoggingPayload' : 'could be stored'
+    // Refused while reading: not payloads. Refused while storing (after notPayloads was read): payloads not stored.
+    const noneWas = notPayloads === result.rejected ? 'is a LiteLLM StandardLoggingPayload' : 'could be stored'
     return reply.code(400).send({
-      ...errorBody(400, 'no_valid_events', `None of the ${result.received} items ${none}: ${result.problems[0]?.message ?? ''}`),
+      ...errorBody(400, 'no_valid_events', `None of the ${result.received} items ${noneWas}: ${result.problems[0]?.message ?? ''}`),
       ...result
     })
   })
