@@ -191,7 +191,7 @@ export function buildLagoSimulator (options: LagoSimulatorOptions = {}): LagoSim
       let result: unknown = null
       let failure: LagoFailure | null = null
       try {
-        result = fn(request, faults.rejector(request.method, request.routeOptions.url ?? request.url))
+        result = await fn(request, faults.rejector(request.method, request.routeOptions.url ?? request.url))
         request.simStored = request.method !== 'GET'
       } catch (err) {
         if (!(err instanceof LagoFailure)) throw err
@@ -219,7 +219,7 @@ export function buildLagoSimulator (options: LagoSimulatorOptions = {}): LagoSim
       return reply.code(200).send(result)
     }
     registerLagoRoutes(api, state, handle)
-    api.get('/webhooks/json_public_key', async () => await webhooks.publicKey())
+    api.get('/webhooks/json_public_key', handle(async () => await webhooks.publicKey()))
     api.get('/webhooks/public_key', async (_request, reply) => reply.type('text/plain').send(await webhooks.publicKeyText()))
     api.post('/webhook_endpoints', handle((r) => webhooks.createEndpoint(r.body)))
     api.get('/webhook_endpoints', handle((r) => webhooks.listEndpoints(r.query as Record<string, string>)))

@@ -74,13 +74,19 @@ export class WebhookSender {
 
   /** A new RSA key pair (LAGO_RSA_PRIVATE_KEY changed): later jwt signatures need the new public key. */
   async rotateKey (): Promise<void> {
-    this.#keys = newSigningKeys()
-    await this.#keys
+    await this.#newKeys()
   }
 
   async #signingKeys (): Promise<SigningKeys> {
-    this.#keys ??= newSigningKeys()
-    return await this.#keys
+    return await (this.#keys ?? this.#newKeys())
+  }
+
+  #newKeys (): Promise<SigningKeys> {
+    const keys = newSigningKeys()
+    this.#keys = keys
+    // A failed generation is not kept: the next use tries again.
+    keys.catch(() => { if (this.#keys === keys) this.#keys = null })
+    return keys
   }
 
   /** GET /webhooks/json_public_key: the PEM, base64-encoded. */
