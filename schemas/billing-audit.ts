@@ -8,7 +8,7 @@ export const BillingAuditQuery = Type.Object({
 }, { additionalProperties: false })
 
 const Cause = Type.Object({
-  cause: Type.Union(['before_subscription_start', 'lago_error', 'still_pending', 'unexplained'].map((c) => Type.Literal(c))),
+  cause: Type.Union(['before_subscription_start', 'lago_error', 'still_pending', 'forwarding_in_progress', 'unexplained'].map((c) => Type.Literal(c))),
   events: Type.Integer(),
   message: Type.String()
 })
@@ -24,7 +24,7 @@ export const CustomerAuditBody = Type.Object({
   }),
   lago: Nullable(Type.Object({ events_count: Type.Integer(), units: DecimalString }, { description: 'Lago\'s current usage of the metric' })),
   status: Type.Union([Type.Literal('ok'), Type.Literal('mismatch'), Type.Literal('error')]),
-  causes: Type.Array(Cause, { description: 'Likely causes of a mismatch (still_pending alone is informative, not a mismatch)' }),
+  causes: Type.Array(Cause, { description: 'Likely causes of a mismatch (still_pending and forwarding_in_progress are informative, never a mismatch alone)' }),
   error: Nullable(Type.String())
 })
 

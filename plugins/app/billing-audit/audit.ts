@@ -12,7 +12,7 @@ export interface LagoUsageApi {
   getCurrentUsage: (customerId: string, subscriptionId: string, query?: undefined, options?: CallOptions) => Promise<Pick<CustomerUsageObject, 'from_datetime' | 'to_datetime' | 'charges_usage'>>
 }
 
-export type AuditCause = 'before_subscription_start' | 'lago_error' | 'still_pending' | 'unexplained'
+export type AuditCause = 'before_subscription_start' | 'lago_error' | 'still_pending' | 'forwarding_in_progress' | 'unexplained'
 
 export interface CustomerAudit {
   customer_external_id: string
@@ -32,8 +32,8 @@ interface LocalCounts {
   before_start: number
   lago_error: number
   pending: number
-  sent_unsettled: number
-  sent_unsettled_tokens: string
+  claimed_unsettled: number
+  claimed_unsettled_tokens: string
   settled_since_read: number
   settled_since_read_tokens: string
 }
@@ -43,16 +43,16 @@ interface LocalCounts {
  * (forwarded, timestamp inside the period and not before the subscription's start), and those it will not:
  * forwarded during the period but older than the start, marked lago_error, or not yet in Lago (pending or failed;
  * an event's row gets its subscription when its send is settled, its claim holds it until then). Two counts bound
- * how far Lago's figures read at `readAt` may differ while events are being forwarded: billable events sent and not
- * yet settled (their body frozen for this subscription: Lago may already have them) and billable events settled
- * since `readAt` (Lago may not have had them then). Reads only the customer's rows (index on organization,
- * customer, timestamp) and their claims, never the whole table.
+ * how far Lago's figures read at `readAt` may differ while events are being forwarded: billable events claimed for
+ * this subscription and not yet settled (their body frozen: sent, or about to be, so Lago may already have them)
+ * and billable events settled since `readAt` (Lago may not have had them then). Reads only the customer's rows
+ * (index on organization, customer, timestamp) and the claims of those not yet settled, never the whole table.
  */
 async function localCounts (db: Kysely<Database>, organizationId: string, customer: string, subscription: string, from: Date, to: Date, startedAt: Date | null, readAt: Date): Promise<LocalCounts> {
   const start = startedAt ?? new Date(0)
   const billable = sql`e."timestamp" >= ${from} AND e."timestamp" <= ${to} AND e."timestamp" >= ${start}`
-  const sentUnsettled = sql`e.status IN ('pending', 'failed') AND ${billable} AND coalesce(e.lago_payload, c.lago_payload) IS NOT NULL
-                            AND coalesce(e.external_subscription_id, c.external_subscription_id) = ${subscription}`
+  const claimedUnsettled = sql`e.status IN ('pending', 'failed') AND ${billable} AND coalesce(e.lago_payload, c.lago_payload) IS NOT NULL
+                               AND coalesce(e.external_subscription_id, c.external_subscription_id) = ${subscription}`
   const settledSinceRead = sql`e.status = 'forwarded' AND ${billable} AND e.processed_at >= ${readAt}`
   const { rows } = await sql<LocalCounts>`
     SELECT count(*) FILTER (WHERE e.status = 'forwarded' AND ${billable})::int AS billable_events,
@@ -61,12 +61,14 @@ async function localCounts (db: Kysely<Database>, organizationId: string, custom
            count(*) FILTER (WHERE e.status IN ('forwarded', 'lago_error') AND e."timestamp" < ${start} AND e.processed_at >= ${from})::int AS before_start,
            count(*) FILTER (WHERE e.status = 'lago_error' AND e."timestamp" >= ${from} AND e."timestamp" <= ${to})::int AS lago_error,
            count(*) FILTER (WHERE e.status IN ('pending', 'failed') AND e."timestamp" >= ${from} AND e."timestamp" <= ${to})::int AS pending,
-           count(*) FILTER (WHERE ${sentUnsettled})::int AS sent_unsettled,
-           coalesce(sum(e.total_tokens) FILTER (WHERE ${sentUnsettled}), 0)::text AS sent_unsettled_tokens,
+           count(*) FILTER (WHERE ${claimedUnsettled})::int AS claimed_unsettled,
+           coalesce(sum(e.total_tokens) FILTER (WHERE ${claimedUnsettled}), 0)::text AS claimed_unsettled_tokens,
            count(*) FILTER (WHERE ${settledSinceRead})::int AS settled_since_read,
            coalesce(sum(e.total_tokens) FILTER (WHERE ${settledSinceRead}), 0)::text AS settled_since_read_tokens
       FROM litellm_usage_events e
-      LEFT JOIN usage_event_claims c ON c.event_id = e.id
+      -- Only an unsettled event can have a claim: forwarded rows never probe the claims.
+      LEFT JOIN LATERAL (SELECT c.external_subscription_id, c.lago_payload FROM usage_event_claims c
+                          WHERE e.status IN ('pending', 'failed') AND c.event_id = e.id AND c.received_at = e.received_at) AS c ON true
      WHERE e.organization_id = ${organizationId} AND e.customer_external_id = ${customer}
        AND (e.external_subscription_id = ${subscription} OR (e.external_subscription_id IS NULL AND e.status IN ('pending', 'failed')))`.execute(db)
   return rows[0]
@@ -112,19 +114,27 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
   const billableTokens = Decimal.from(local.billable_tokens)
   const countsDiffer = lagoEvents !== local.billable_events || (sumsTokens && !lagoUnits.eq(billableTokens))
   // While events are being forwarded, Lago's figures and the forwarded ones are read at different moments: Lago may
-  // already have events sent and not yet settled here, and may not have had those settled since it was read. Within
-  // those bounds (count and tokens) the difference is explained by forwarding in progress; beyond them it is not.
+  // already have events claimed and not yet settled here, and may not have had those settled since it was read.
+  // Within those bounds (count and tokens, each on its own) the difference is forwarding in progress; beyond, not.
   const within = (lago: number | Decimal, forwarded: Decimal, ahead: Decimal, behind: Decimal): boolean =>
     forwarded.minus(behind).lte(lago) && forwarded.plus(ahead).gte(lago)
-  const inFlight = within(lagoEvents, Decimal.from(local.billable_events), Decimal.from(local.sent_unsettled), Decimal.from(local.settled_since_read)) &&
-    (!sumsTokens || within(lagoUnits, billableTokens, Decimal.from(local.sent_unsettled_tokens), Decimal.from(local.settled_since_read_tokens)))
+  const inFlight = within(lagoEvents, Decimal.from(local.billable_events), Decimal.from(local.claimed_unsettled), Decimal.from(local.settled_since_read)) &&
+    (!sumsTokens || within(lagoUnits, billableTokens, Decimal.from(local.claimed_unsettled_tokens), Decimal.from(local.settled_since_read_tokens)))
   const unexplained = countsDiffer && !inFlight
+  if (countsDiffer && inFlight) {
+    causes.push({
+      cause: 'forwarding_in_progress',
+      events: Math.abs(lagoEvents - local.billable_events),
+      message: `Lago counts ${lagoEvents} events (${lagoUnits.toString()} units) where ${local.billable_events} were forwarded (${local.billable_tokens} tokens): ` +
+        `within the ${local.claimed_unsettled} claimed and not yet settled (${local.claimed_unsettled_tokens} tokens) and the ${local.settled_since_read} settled since Lago was read (${local.settled_since_read_tokens} tokens)`
+    })
+  }
   if (unexplained) {
     causes.push({
       cause: 'unexplained',
       events: Math.abs(lagoEvents - local.billable_events),
       message: `Lago counts ${lagoEvents} events (${lagoUnits.toString()} units) where ${local.billable_events} billable events (${local.billable_tokens} tokens) were forwarded` +
-        (local.sent_unsettled > 0 ? `, and ${local.sent_unsettled} more (${local.sent_unsettled_tokens} tokens) were sent and not yet settled` : '')
+        (local.claimed_unsettled > 0 ? `, and ${local.claimed_unsettled} more (${local.claimed_unsettled_tokens} tokens) were claimed and not yet settled` : '')
     })
   }
   const mismatch = unexplained || local.before_start > 0 || local.lago_error > 0

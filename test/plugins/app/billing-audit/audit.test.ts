@@ -67,27 +67,30 @@ t.test('an organization\'s audit reads its own customers and events, its metric\
   t.same((await auditOrganization({ db, organizationId: other, lago, metricCode: 'tokens' }, { customerId: failing })).customers, [], 'a customer of another organization is not found by id')
 })
 
-t.test('forwarding in progress: Lago ahead by events sent and not yet settled, or behind by events settled after it was read, is no mismatch; beyond either, it is', async (t) => {
+t.test('forwarding in progress: Lago ahead by events claimed and not yet settled, or behind by events settled after it was read, is no mismatch; beyond either, it is', async (t) => {
   const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
   const db = app.db
   const customer = uid('cus-in-flight')
   const subscription = `sub-${customer}`
   await db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: subscription, plan_code: 'p', provisioned_by: 'api' }).execute()
-  const store = async (tokens: number, status: string, settled: boolean): Promise<{ id: string, received_at: Date }> => (await sql<{ id: string, received_at: Date }>`
-    INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, processed_at)
-    VALUES ('default', ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, now(), 'test', md5(${uid()}), ${status}, ${settled ? subscription : null}, ${settled ? new Date() : null})
-    RETURNING id, received_at`.execute(db)).rows[0]
-  // As the forwarder leaves them: a claim holds the subscription and the frozen body until the send is settled.
-  const claim = async (e: { id: string, received_at: Date }, sub: string): Promise<void> => {
+  /** An event as the forwarder leaves it: `inRow` puts the subscription (and a body, unless forwarded) in the event's row. */
+  const store = async (tokens: number, status: string, inRow = false): Promise<{ id: string, received_at: string }> => (await sql<{ id: string, received_at: string }>`
+    INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, lago_payload, processed_at)
+    VALUES ('default', ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, now(), 'test', md5(${uid()}), ${status}, ${inRow ? subscription : null},
+            ${inRow && status !== 'forwarded' ? sql`'{"transaction_id": "t"}'::jsonb` : null}, ${status === 'forwarded' ? sql`now()` : null})
+    RETURNING id, received_at::text AS received_at`.execute(db)).rows[0] // to the microsecond, as the forwarder reads it
+  // A claim holds the subscription and the frozen body until the send is settled.
+  const claim = async (e: { id: string, received_at: string }, sub: string): Promise<void> => {
     await sql`INSERT INTO usage_event_claims (event_id, received_at, organization_id, worker, lease_expires_at, external_subscription_id, lago_payload)
-              VALUES (${e.id}, ${e.received_at}, 'default', 'w', now() + interval '1 minute', ${sub}, '{"transaction_id": "t"}'::jsonb)`.execute(db)
+              VALUES (${e.id}, ${e.received_at}::timestamptz, 'default', 'w', now() + interval '1 minute', ${sub}, '{"transaction_id": "t"}'::jsonb)`.execute(db)
   }
   await store(10, 'forwarded', true)
-  await claim(await store(5, 'pending', false), subscription) // sent, not settled
-  await claim(await store(7, 'pending', false), subscription) // sent, not settled
-  await store(100, 'pending', false) // never sent: no claim
-  await claim(await store(200, 'pending', false), `sub-other-${customer}`) // sent to another subscription
-  const settling = await store(3, 'pending', false)
+  await claim(await store(5, 'pending'), subscription)
+  await claim(await store(7, 'pending'), subscription)
+  await store(4, 'failed', true) // a send that failed (Lago may hold it): its body and subscription moved into the row
+  await store(100, 'pending') // never claimed
+  await claim(await store(200, 'pending'), `sub-other-${customer}`) // claimed for another subscription
+  const settling = await store(3, 'pending')
   await claim(settling, subscription)
 
   /** Lago's answer; `meanwhile` runs after Lago was read and before the local counts (a settle in between). */
@@ -107,22 +110,22 @@ t.test('forwarding in progress: Lago ahead by events sent and not yet settled, o
     const c = (await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens' }, { customerId: customer })).customers[0]
     return [c.status, c.causes.map((x) => `${x.cause}:${x.events}`)]
   }
-  // Expected by hand. Forwarded: 1 event, 10 tokens. Sent for this subscription, not settled: 3 events (5, 7, 3 tokens).
-  // Pending in all: 5 (those three, the unsent 100 and the 200 sent to another subscription).
-  t.same(await audit(1, '10'), ['ok', ['still_pending:5']], 'Lago level with the forwarded events')
-  t.same(await audit(2, '17'), ['ok', ['still_pending:5']], 'Lago ahead by one sent event (the 7-token one)')
-  t.same(await audit(4, '25'), ['ok', ['still_pending:5']], 'Lago ahead by all three sent events')
-  t.same(await audit(5, '35'), ['mismatch', ['still_pending:5', 'unexplained:4']], 'ahead by more events than were sent')
-  t.same(await audit(2, '110'), ['mismatch', ['still_pending:5', 'unexplained:1']], 'ahead by the never-sent event\'s tokens: not explained')
-  t.same(await audit(2, '210'), ['mismatch', ['still_pending:5', 'unexplained:1']], 'ahead by an event sent to another subscription: not explained')
-  t.same(await audit(0, '0'), ['mismatch', ['still_pending:5', 'unexplained:1']], 'behind the events forwarded before Lago was read')
+  // Expected by hand. Forwarded: 1 event, 10 tokens. Claimed for this subscription and not settled: 4 events (5, 7, 3
+  // in claims; 4 in its row), 19 tokens. Pending or failed in all: 6 (those four, the unclaimed 100 and the 200).
+  t.same(await audit(1, '10'), ['ok', ['still_pending:6']], 'Lago level with the forwarded events')
+  t.same(await audit(2, '17'), ['ok', ['still_pending:6', 'forwarding_in_progress:1']], 'Lago ahead by one claimed event (the 7-token one)')
+  t.same(await audit(5, '29'), ['ok', ['still_pending:6', 'forwarding_in_progress:4']], 'ahead by all four, the one whose body is in its row too')
+  t.same(await audit(6, '29'), ['mismatch', ['still_pending:6', 'unexplained:5']], 'ahead by more events than were claimed (tokens within)')
+  t.same(await audit(2, '110'), ['mismatch', ['still_pending:6', 'unexplained:1']], 'ahead by the unclaimed event\'s tokens')
+  t.same(await audit(2, '210'), ['mismatch', ['still_pending:6', 'unexplained:1']], 'ahead by an event claimed for another subscription')
+  t.same(await audit(0, '0'), ['mismatch', ['still_pending:6', 'unexplained:1']], 'behind the events forwarded before Lago was read')
 
   // The 3-token event is settled after Lago was read: Lago may not have had it, and may have.
   const settle = async (): Promise<void> => {
     await sql`DELETE FROM usage_event_claims WHERE event_id = ${settling.id}`.execute(db)
     await sql`UPDATE litellm_usage_events SET status = 'forwarded', processed_at = now(), external_subscription_id = ${subscription} WHERE id = ${settling.id}`.execute(db)
   }
-  t.same(await audit(1, '10', settle), ['ok', ['still_pending:4']], 'Lago behind by the event settled after it was read')
-  t.same(await audit(0, '0'), ['mismatch', ['still_pending:4', 'unexplained:2']], 'once settled before the read, Lago lacking it is a mismatch')
-  t.same(await audit(2, '13'), ['ok', ['still_pending:4']], 'and Lago having it agrees')
+  t.same(await audit(1, '10', settle), ['ok', ['still_pending:5', 'forwarding_in_progress:1']], 'Lago behind by the event settled after it was read')
+  t.same(await audit(0, '0'), ['mismatch', ['still_pending:5', 'unexplained:2']], 'once settled before the read, Lago lacking it is a mismatch')
+  t.same(await audit(2, '13'), ['ok', ['still_pending:5']], 'and Lago having it agrees')
 })
