@@ -133,6 +133,7 @@ export const ConfigSchema = Type.Object({
   LAGO_WEBHOOK_ISSUER: Type.Optional(Type.String({ minLength: 1, description: 'Comma-separated accepted iss of jwt-signed Lago webhooks: Lago\'s own LAGO_API_URL (default: this service\'s LAGO_API_URL)' })),
   LAGO_WEBHOOK_SIGNATURE_ALGO: Type.Optional(Type.Union([Type.Literal('hmac'), Type.Literal('jwt')], { description: 'Signature algorithm of the webhook endpoint bootstrap registers (default: hmac when LAGO_WEBHOOK_HMAC_KEY is set, else jwt)' })),
   BILLING_AUDIT_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 604_800_000, default: 3_600_000, description: 'How often the billing audit compares what was forwarded with Lago\'s current usage (0: only on GET /api/billing/audit)' }),
+  BILLING_AUDIT_LAGO_LAG_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 300_000, description: 'Events forwarded this long before the billing audit reads Lago may be missing from Lago\'s current usage without a mismatch (Lago updates usage in a background job); 0: only those settled while it reads' }),
 
   INGEST_MAX_BATCH_ROWS: PositiveInt(1000, 'Most usage events written by one multi-row insert', 10_000),
   INGEST_MAX_CONCURRENT_WRITES: PositiveInt(2, 'Multi-row inserts in flight at once', 64),

@@ -34,8 +34,8 @@ interface LocalCounts {
   pending: number
   claimed_unsettled: number
   claimed_unsettled_tokens: string
-  settled_since_read: number
-  settled_since_read_tokens: string
+  settled_recently: number
+  settled_recently_tokens: string
 }
 
 /**
@@ -43,17 +43,17 @@ interface LocalCounts {
  * (forwarded, timestamp inside the period and not before the subscription's start), and those it will not:
  * forwarded during the period but older than the start, marked lago_error, or not yet in Lago (pending or failed;
  * an event's row gets its subscription when its send is settled, its claim holds it until then). Two counts bound
- * how far Lago's figures read at `readAt` may differ while events are being forwarded: billable events claimed for
- * this subscription and not yet settled (their body frozen: sent, or about to be, so Lago may already have them)
- * and billable events settled since `readAt` (Lago may not have had them then). Reads only the customer's rows
+ * how far Lago's figures may differ from them while events are being forwarded: billable events claimed for this
+ * subscription and not yet settled (their body frozen: sent, or about to be, so Lago may already have them) and
+ * billable events settled since `settledSince` (Lago may not count them yet). Reads only the customer's rows
  * (index on organization, customer, timestamp) and the claims of those not yet settled, never the whole table.
  */
-async function localCounts (db: Kysely<Database>, organizationId: string, customer: string, subscription: string, from: Date, to: Date, startedAt: Date | null, readAt: Date): Promise<LocalCounts> {
+async function localCounts (db: Kysely<Database>, organizationId: string, customer: string, subscription: string, from: Date, to: Date, startedAt: Date | null, settledSince: Date): Promise<LocalCounts> {
   const start = startedAt ?? new Date(0)
   const billable = sql`e."timestamp" >= ${from} AND e."timestamp" <= ${to} AND e."timestamp" >= ${start}`
   const claimedUnsettled = sql`e.status IN ('pending', 'failed') AND ${billable} AND coalesce(e.lago_payload, c.lago_payload) IS NOT NULL
                                AND coalesce(e.external_subscription_id, c.external_subscription_id) = ${subscription}`
-  const settledSinceRead = sql`e.status = 'forwarded' AND ${billable} AND e.processed_at >= ${readAt}`
+  const settledRecently = sql`e.status = 'forwarded' AND ${billable} AND e.processed_at >= ${settledSince}`
   const { rows } = await sql<LocalCounts>`
     SELECT count(*) FILTER (WHERE e.status = 'forwarded' AND ${billable})::int AS billable_events,
            coalesce(sum(e.total_tokens) FILTER (WHERE e.status = 'forwarded' AND ${billable}), 0)::text AS billable_tokens,
@@ -63,8 +63,8 @@ async function localCounts (db: Kysely<Database>, organizationId: string, custom
            count(*) FILTER (WHERE e.status IN ('pending', 'failed') AND e."timestamp" >= ${from} AND e."timestamp" <= ${to})::int AS pending,
            count(*) FILTER (WHERE ${claimedUnsettled})::int AS claimed_unsettled,
            coalesce(sum(e.total_tokens) FILTER (WHERE ${claimedUnsettled}), 0)::text AS claimed_unsettled_tokens,
-           count(*) FILTER (WHERE ${settledSinceRead})::int AS settled_since_read,
-           coalesce(sum(e.total_tokens) FILTER (WHERE ${settledSinceRead}), 0)::text AS settled_since_read_tokens
+           count(*) FILTER (WHERE ${settledRecently})::int AS settled_recently,
+           coalesce(sum(e.total_tokens) FILTER (WHERE ${settledRecently}), 0)::text AS settled_recently_tokens
       FROM litellm_usage_events e
       -- Only an unsettled event can have a claim: forwarded rows never probe the claims.
       LEFT JOIN LATERAL (SELECT c.external_subscription_id, c.lago_payload FROM usage_event_claims c
@@ -78,17 +78,17 @@ async function localCounts (db: Kysely<Database>, organizationId: string, custom
  * One customer of one organization: its Lago's current usage for the subscription, then the organization's local
  * counts (no transaction across the calls).
  */
-export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, metricCode: string, customer: string, subscription: string, organizationId = DEFAULT_ORGANIZATION_ID): Promise<CustomerAudit> {
+export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, metricCode: string, customer: string, subscription: string, organizationId = DEFAULT_ORGANIZATION_ID, lagoLagMs = 0): Promise<CustomerAudit> {
   const base = { customer_external_id: customer, subscription_external_id: subscription }
   let usage: Awaited<ReturnType<LagoUsageApi['getCurrentUsage']>>
   let startedAt: Date | null
-  let readAt: Date
+  let settledSince: Date
   try {
     const s = await lago.getSubscription(subscription)
     startedAt = s.started_at != null ? new Date(s.started_at) : null
-    // The database's clock, as the settle's processed_at is: events settled from here on may be missing from what
-    // Lago is about to answer.
-    readAt = (await sql<{ now: Date }>`SELECT clock_timestamp() AS now`.execute(db)).rows[0].now
+    // The database's clock, as the settle's processed_at is: events settled from here on, or up to lagoLagMs before
+    // (Lago counts an event in its usage from a background job), may be missing from what Lago is about to answer.
+    settledSince = (await sql<{ since: Date }>`SELECT clock_timestamp() - make_interval(secs => ${lagoLagMs / 1000}) AS since`.execute(db)).rows[0].since
     usage = await lago.getCurrentUsage(customer, subscription)
   } catch (err) {
     if (err instanceof LagoApiError && (err.status === 404 || err.status === 405)) {
@@ -101,7 +101,7 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
   }
   const from = new Date(usage.from_datetime)
   const to = new Date(usage.to_datetime)
-  const local = await localCounts(db, organizationId, customer, subscription, from, to, startedAt, readAt)
+  const local = await localCounts(db, organizationId, customer, subscription, from, to, startedAt, settledSince)
   const charges = (usage.charges_usage ?? []).filter((c) => c.billable_metric.code === metricCode)
   const lagoEvents = charges.reduce((n, c) => n + c.events_count, 0)
   const lagoUnits = Decimal.sum(charges.map((c) => Decimal.from(c.units)))
@@ -114,19 +114,19 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
   const billableTokens = Decimal.from(local.billable_tokens)
   const countsDiffer = lagoEvents !== local.billable_events || (sumsTokens && !lagoUnits.eq(billableTokens))
   // While events are being forwarded, Lago's figures and the forwarded ones are read at different moments: Lago may
-  // already have events claimed and not yet settled here, and may not have had those settled since it was read.
+  // already have events claimed and not yet settled here, and may not count yet those settled since settledSince.
   // Within those bounds (count and tokens, each on its own) the difference is forwarding in progress; beyond, not.
   const within = (lago: number | Decimal, forwarded: Decimal, ahead: Decimal, behind: Decimal): boolean =>
     forwarded.minus(behind).lte(lago) && forwarded.plus(ahead).gte(lago)
-  const inFlight = within(lagoEvents, Decimal.from(local.billable_events), Decimal.from(local.claimed_unsettled), Decimal.from(local.settled_since_read)) &&
-    (!sumsTokens || within(lagoUnits, billableTokens, Decimal.from(local.claimed_unsettled_tokens), Decimal.from(local.settled_since_read_tokens)))
+  const inFlight = within(lagoEvents, Decimal.from(local.billable_events), Decimal.from(local.claimed_unsettled), Decimal.from(local.settled_recently)) &&
+    (!sumsTokens || within(lagoUnits, billableTokens, Decimal.from(local.claimed_unsettled_tokens), Decimal.from(local.settled_recently_tokens)))
   const unexplained = countsDiffer && !inFlight
   if (countsDiffer && inFlight) {
     causes.push({
       cause: 'forwarding_in_progress',
       events: Math.abs(lagoEvents - local.billable_events),
       message: `Lago counts ${lagoEvents} events (${lagoUnits.toString()} units) where ${local.billable_events} were forwarded (${local.billable_tokens} tokens): ` +
-        `within the ${local.claimed_unsettled} claimed and not yet settled (${local.claimed_unsettled_tokens} tokens) and the ${local.settled_since_read} settled since Lago was read (${local.settled_since_read_tokens} tokens)`
+        `within the ${local.claimed_unsettled} claimed and not yet settled (${local.claimed_unsettled_tokens} tokens) and the ${local.settled_recently} settled too recently for Lago's usage to be sure to count them (${local.settled_recently_tokens} tokens)`
     })
   }
   if (unexplained) {
@@ -186,6 +186,8 @@ export interface OrganizationAudit {
   lago: LagoUsageApi
   /** The organization's metric code (its own, else LAGO_METRIC_CODE). */
   metricCode: string
+  /** Events settled this long before Lago is read may be missing from its usage without a mismatch (default 0). */
+  lagoLagMs?: number
   /** Customers audited at once (each is two Lago calls). */
   concurrency?: number
   now?: () => Date
@@ -202,7 +204,7 @@ export async function auditOrganization (o: OrganizationAudit, filter: AuditFilt
   for (let i = 0; i < targets.length; i += concurrency) {
     results.push(...await Promise.all(targets.slice(i, i + concurrency).map(async ({ customer, subscription }): Promise<CustomerAudit> => {
       try {
-        return await auditCustomer(o.db, o.lago, o.metricCode, customer, subscription, o.organizationId)
+        return await auditCustomer(o.db, o.lago, o.metricCode, customer, subscription, o.organizationId, o.lagoLagMs)
       } catch (err) {
         return {
           customer_external_id: customer,

@@ -36,7 +36,7 @@ export default fp(async function billingAudit (fastify) {
 
   const run = async (organizationId: string, filter: AuditFilter = {}): Promise<AuditReport> => {
     const [client, settings] = await Promise.all([lagoClients.for(organizationId), organizations.settings(organizationId)])
-    const report = await auditOrganization({ db, organizationId, lago: client, metricCode: settings.metricCode, concurrency: AUDIT_CONCURRENCY }, filter)
+    const report = await auditOrganization({ db, organizationId, lago: client, metricCode: settings.metricCode, concurrency: AUDIT_CONCURRENCY, lagoLagMs: config.BILLING_AUDIT_LAGO_LAG_MS }, filter)
     if (filter.customerId === undefined && filter.from === undefined && filter.to === undefined) last.set(organizationId, report)
     return report
   }

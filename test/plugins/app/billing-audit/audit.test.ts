@@ -129,3 +129,32 @@ t.test('forwarding in progress: Lago ahead by events claimed and not yet settled
   t.same(await audit(0, '0'), ['mismatch', ['still_pending:5', 'unexplained:2']], 'once settled before the read, Lago lacking it is a mismatch')
   t.same(await audit(2, '13'), ['ok', ['still_pending:5']], 'and Lago having it agrees')
 })
+
+t.test('Lago behind by events settled within lagoLagMs before it was read (its usage counts them from a background job) is no mismatch; by older ones, it is', async (t) => {
+  const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
+  const db = app.db
+  const customer = uid('cus-lag')
+  const subscription = `sub-${customer}`
+  await db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: subscription, plan_code: 'p', provisioned_by: 'api' }).execute()
+  for (const [tokens, ago] of [[6, '30 seconds'], [8, '10 minutes']] as const) {
+    await sql`INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, processed_at)
+              VALUES ('default', ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, now() - interval '1 hour', 'test', md5(${uid()}), 'forwarded', ${subscription}, now() - ${ago}::interval)`.execute(db)
+  }
+  const audit = async (eventsCount: number, units: string, lagoLagMs: number): Promise<[string, string[]]> => {
+    const lago: LagoUsageApi = {
+      getSubscription: async () => ({ started_at: new Date(Date.now() - DAY).toISOString(), status: 'active' }),
+      getCurrentUsage: async () => ({
+        from_datetime: new Date(Date.now() - 2 * DAY).toISOString(),
+        to_datetime: new Date(Date.now() + 20 * DAY).toISOString(),
+        charges_usage: [{ billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: eventsCount, units }]
+      }) as never
+    }
+    const c = (await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens', lagoLagMs }, { customerId: customer })).customers[0]
+    return [c.status, c.causes.map((x) => `${x.cause}:${x.events}`)]
+  }
+  // By hand: forwarded 2 events, 14 tokens; settled 30 s ago: 1 event of 6 tokens; 10 minutes ago: 1 of 8.
+  t.same(await audit(1, '8', 60_000), ['ok', ['forwarding_in_progress:1']], 'missing the event settled 30 s before, with a minute of lag allowed')
+  t.same(await audit(1, '8', 0), ['mismatch', ['unexplained:1']], 'the same without lag allowed')
+  t.same(await audit(1, '6', 60_000), ['mismatch', ['unexplained:1']], 'missing the event settled 10 minutes before')
+  t.same(await audit(2, '14', 60_000), ['ok', []], 'both counted')
+})
