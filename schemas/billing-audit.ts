@@ -8,7 +8,7 @@ export const BillingAuditQuery = Type.Object({
 }, { additionalProperties: false })
 
 const Cause = Type.Object({
-  cause: Type.Union(['before_subscription_start', 'lago_error', 'still_pending', 'forwarding_in_progress', 'unexplained'].map((c) => Type.Literal(c))),
+  cause: Type.Union(['before_subscription_start', 'lago_error', 'still_pending', 'forwarding_in_progress', 'dead_maybe_in_lago', 'unexplained'].map((c) => Type.Literal(c))),
   events: Type.Integer(),
   message: Type.String()
 })

@@ -12,7 +12,7 @@ export interface LagoUsageApi {
   getCurrentUsage: (customerId: string, subscriptionId: string, query?: undefined, options?: CallOptions) => Promise<Pick<CustomerUsageObject, 'from_datetime' | 'to_datetime' | 'charges_usage'>>
 }
 
-export type AuditCause = 'before_subscription_start' | 'lago_error' | 'still_pending' | 'forwarding_in_progress' | 'unexplained'
+export type AuditCause = 'before_subscription_start' | 'lago_error' | 'still_pending' | 'forwarding_in_progress' | 'dead_maybe_in_lago' | 'unexplained'
 
 export interface CustomerAudit {
   customer_external_id: string
@@ -36,6 +36,8 @@ interface LocalCounts {
   claimed_unsettled_tokens: string
   settled_recently: number
   settled_recently_tokens: string
+  dead_maybe_sent: number
+  dead_maybe_sent_tokens: string
 }
 
 /**
@@ -54,6 +56,8 @@ async function localCounts (db: Kysely<Database>, organizationId: string, custom
   const claimedUnsettled = sql`e.status IN ('pending', 'failed') AND ${billable} AND coalesce(e.lago_payload, c.lago_payload) IS NOT NULL
                                AND coalesce(e.external_subscription_id, c.external_subscription_id) = ${subscription}`
   const settledRecently = sql`e.status = 'forwarded' AND ${billable} AND e.processed_at >= ${settledSince}`
+  // Given up after sends with no answer (exhausted): Lago may hold them. Their body and subscription are in the row.
+  const deadMaybeSent = sql`e.status = 'dead' AND ${billable} AND e.last_error->>'kind' = 'exhausted' AND e.lago_payload IS NOT NULL`
   const { rows } = await sql<LocalCounts>`
     SELECT count(*) FILTER (WHERE e.status = 'forwarded' AND ${billable})::int AS billable_events,
            coalesce(sum(e.total_tokens) FILTER (WHERE e.status = 'forwarded' AND ${billable}), 0)::text AS billable_tokens,
@@ -64,7 +68,9 @@ async function localCounts (db: Kysely<Database>, organizationId: string, custom
            count(*) FILTER (WHERE ${claimedUnsettled})::int AS claimed_unsettled,
            coalesce(sum(e.total_tokens) FILTER (WHERE ${claimedUnsettled}), 0)::text AS claimed_unsettled_tokens,
            count(*) FILTER (WHERE ${settledRecently})::int AS settled_recently,
-           coalesce(sum(e.total_tokens) FILTER (WHERE ${settledRecently}), 0)::text AS settled_recently_tokens
+           coalesce(sum(e.total_tokens) FILTER (WHERE ${settledRecently}), 0)::text AS settled_recently_tokens,
+           count(*) FILTER (WHERE ${deadMaybeSent})::int AS dead_maybe_sent,
+           coalesce(sum(e.total_tokens) FILTER (WHERE ${deadMaybeSent}), 0)::text AS dead_maybe_sent_tokens
       FROM litellm_usage_events e
       -- Only an unsettled event can have a claim: forwarded rows never probe the claims.
       LEFT JOIN LATERAL (SELECT c.external_subscription_id, c.lago_payload FROM usage_event_claims c
@@ -120,7 +126,19 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
     forwarded.minus(behind).lte(lago) && forwarded.plus(ahead).gte(lago)
   const inFlight = within(lagoEvents, Decimal.from(local.billable_events), Decimal.from(local.claimed_unsettled), Decimal.from(local.settled_recently)) &&
     (!sumsTokens || within(lagoUnits, billableTokens, Decimal.from(local.claimed_unsettled_tokens), Decimal.from(local.settled_recently_tokens)))
-  const unexplained = countsDiffer && !inFlight
+  // Beyond that, events given up on after sends with no answer may be what Lago has more of: a mismatch to act on.
+  const withDead = !inFlight && local.dead_maybe_sent > 0 &&
+    within(lagoEvents, Decimal.from(local.billable_events), Decimal.from(local.claimed_unsettled).plus(local.dead_maybe_sent), Decimal.from(local.settled_recently)) &&
+    (!sumsTokens || within(lagoUnits, billableTokens, Decimal.from(local.claimed_unsettled_tokens).plus(local.dead_maybe_sent_tokens), Decimal.from(local.settled_recently_tokens)))
+  const unexplained = countsDiffer && !inFlight && !withDead
+  if (countsDiffer && withDead) {
+    causes.push({
+      cause: 'dead_maybe_in_lago',
+      events: local.dead_maybe_sent,
+      message: `given up on after sends that got no answer (dead, last_error.kind exhausted): Lago may hold them and counts ${lagoEvents} events where ${local.billable_events} were forwarded; ` +
+        'POST /webhooks/retry sends them again with the same transaction_id, and Lago keeps one copy'
+    })
+  }
   if (countsDiffer && inFlight) {
     causes.push({
       cause: 'forwarding_in_progress',
@@ -137,7 +155,7 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
         (local.claimed_unsettled > 0 ? `, and ${local.claimed_unsettled} more (${local.claimed_unsettled_tokens} tokens) were claimed and not yet settled` : '')
     })
   }
-  const mismatch = unexplained || local.before_start > 0 || local.lago_error > 0
+  const mismatch = unexplained || (countsDiffer && withDead) || local.before_start > 0 || local.lago_error > 0
   return {
     ...base,
     period: { from: from.toISOString(), to: to.toISOString() },

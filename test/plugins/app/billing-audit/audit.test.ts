@@ -158,3 +158,33 @@ t.test('Lago behind by events settled within lagoLagMs before it was read (its u
   t.same(await audit(1, '6', 60_000), ['mismatch', ['unexplained:1']], 'missing the event settled 10 minutes before')
   t.same(await audit(2, '14', 60_000), ['ok', []], 'both counted')
 })
+
+t.test('Lago ahead by events given up on after sends with no answer (dead, exhausted): a mismatch named for them, not unexplained', async (t) => {
+  const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
+  const db = app.db
+  const customer = uid('cus-dead')
+  const subscription = `sub-${customer}`
+  await db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: subscription, plan_code: 'p', provisioned_by: 'api' }).execute()
+  // As the forwarder leaves them: a dead event's body and subscription are in its row, the reason in last_error.
+  for (const [tokens, status, kind] of [[10, 'forwarded', null], [4, 'dead', 'exhausted'], [9, 'dead', 'rejected']] as const) {
+    await sql`INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, lago_payload, last_error, processed_at)
+              VALUES ('default', ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, now(), 'test', md5(${uid()}), ${status}, ${subscription}, '{"transaction_id": "t"}'::jsonb,
+                      ${kind === null ? null : JSON.stringify({ kind, message: 'm' })}::jsonb, ${status === 'forwarded' ? sql`now() - interval '1 hour'` : null})`.execute(db)
+  }
+  const audit = async (eventsCount: number, units: string): Promise<[string, string[]]> => {
+    const lago: LagoUsageApi = {
+      getSubscription: async () => ({ started_at: new Date(Date.now() - DAY).toISOString(), status: 'active' }),
+      getCurrentUsage: async () => ({
+        from_datetime: new Date(Date.now() - 2 * DAY).toISOString(),
+        to_datetime: new Date(Date.now() + 20 * DAY).toISOString(),
+        charges_usage: [{ billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: eventsCount, units }]
+      }) as never
+    }
+    const c = (await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens' }, { customerId: customer })).customers[0]
+    return [c.status, c.causes.map((x) => `${x.cause}:${x.events}`)]
+  }
+  // By hand: forwarded 1 event, 10 tokens; dead after sends with no answer: 1 of 4 tokens; dead, refused by Lago: 1 of 9.
+  t.same(await audit(1, '10'), ['ok', []], 'Lago without the dead events: nothing to say')
+  t.same(await audit(2, '14'), ['mismatch', ['dead_maybe_in_lago:1']], 'Lago holding the one given up on: named')
+  t.same(await audit(2, '19'), ['mismatch', ['unexplained:1']], 'Lago ahead by the tokens of the one it refused: unexplained')
+})
