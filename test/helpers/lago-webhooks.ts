@@ -28,6 +28,9 @@ export async function buildWithLagoWebhooks (t: TestContext, env: Record<string,
   }, FAST_TUNING)
   await app.listen({ port, host: '127.0.0.1' })
   await until(() => sim.webhooks.endpoints.length === 1, 'bootstrap to register the webhook endpoint')
+  // A real Lago has its signing key before it sends anything. Made here, not while the first webhooks wait for it:
+  // they would then all leave at once, and the service could store a subscription's end before its start.
+  await sim.webhooks.publicKey()
   return { app, sim, url }
 }
 
