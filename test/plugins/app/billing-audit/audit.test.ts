@@ -1,12 +1,44 @@
 // auditOrganization (plain function) on the real database with a stand-in Lago: the organization's rows only,
 // the organization's metric only, one customer's Lago failure is that customer's alone.
 import t from 'tap'
-import { sql } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { build, uid } from '../../../helpers/app.js'
 import { auditOrganization, type LagoUsageApi } from '../../../../plugins/app/billing-audit/audit.js'
 import { LagoApiError } from '../../../../plugins/app/lago/errors.js'
+import type { Database } from '../../../../db/database.js'
 
 const DAY = 86_400_000
+
+/**
+ * One customer's audit against a stand-in Lago whose current usage of the metric is `eventsCount` events and `units`
+ * tokens (a subscription started a day ago, a period around now): its status and causes as "cause:events".
+ * `meanwhile` runs after Lago was read and before the local counts (a settle in between).
+ */
+async function auditOne (db: Kysely<Database>, customer: string, eventsCount: number, units: string, options: { lagoLagMs?: number, meanwhile?: () => Promise<void> } = {}): Promise<[string, string[]]> {
+  const lago: LagoUsageApi = {
+    getSubscription: async () => ({ started_at: new Date(Date.now() - DAY).toISOString(), status: 'active' }),
+    getCurrentUsage: async () => {
+      const answer = {
+        from_datetime: new Date(Date.now() - 2 * DAY).toISOString(),
+        to_datetime: new Date(Date.now() + 20 * DAY).toISOString(),
+        charges_usage: [{ billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: eventsCount, units }]
+      }
+      await options.meanwhile?.()
+      return answer as never
+    }
+  }
+  const c = (await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens', lagoLagMs: options.lagoLagMs }, { customerId: customer })).customers[0]
+  return [c.status, c.causes.map((x) => `${x.cause}:${x.events}`)]
+}
+
+/** A service (forwarder off) and one default-organization customer whose usage goes to `sub-<customer>`. */
+async function subscribedCustomer (t: Parameters<typeof build>[0], prefix: string): Promise<{ db: Kysely<Database>, customer: string, subscription: string }> {
+  const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
+  const customer = uid(prefix)
+  const subscription = `sub-${customer}`
+  await app.db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: subscription, plan_code: 'p', provisioned_by: 'api' }).execute()
+  return { db: app.db, customer, subscription }
+}
 
 t.test('an organization\'s audit reads its own customers and events, its metric\'s charges, and isolates a failing customer', async (t) => {
   const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
@@ -68,11 +100,7 @@ t.test('an organization\'s audit reads its own customers and events, its metric\
 })
 
 t.test('forwarding in progress: Lago ahead by events claimed and not yet settled, or behind by events settled after it was read, is no mismatch; beyond either, it is', async (t) => {
-  const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
-  const db = app.db
-  const customer = uid('cus-in-flight')
-  const subscription = `sub-${customer}`
-  await db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: subscription, plan_code: 'p', provisioned_by: 'api' }).execute()
+  const { db, customer, subscription } = await subscribedCustomer(t, 'cus-in-flight')
   /** An event as the forwarder leaves it: `inRow` puts the subscription (and a body, unless forwarded) in the event's row. */
   const store = async (tokens: number, status: string, inRow = false): Promise<{ id: string, received_at: string }> => (await sql<{ id: string, received_at: string }>`
     INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, lago_payload, processed_at)
@@ -93,23 +121,7 @@ t.test('forwarding in progress: Lago ahead by events claimed and not yet settled
   const settling = await store(3, 'pending')
   await claim(settling, subscription)
 
-  /** Lago's answer; `meanwhile` runs after Lago was read and before the local counts (a settle in between). */
-  const audit = async (eventsCount: number, units: string, meanwhile?: () => Promise<void>): Promise<[string, string[]]> => {
-    const lago: LagoUsageApi = {
-      getSubscription: async () => ({ started_at: new Date(Date.now() - DAY).toISOString(), status: 'active' }),
-      getCurrentUsage: async () => {
-        const answer = {
-          from_datetime: new Date(Date.now() - 2 * DAY).toISOString(),
-          to_datetime: new Date(Date.now() + 20 * DAY).toISOString(),
-          charges_usage: [{ billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: eventsCount, units }]
-        }
-        await meanwhile?.()
-        return answer as never
-      }
-    }
-    const c = (await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens' }, { customerId: customer })).customers[0]
-    return [c.status, c.causes.map((x) => `${x.cause}:${x.events}`)]
-  }
+  const audit = async (eventsCount: number, units: string, meanwhile?: () => Promise<void>): Promise<[string, string[]]> => await auditOne(db, customer, eventsCount, units, { meanwhile })
   // Expected by hand. Forwarded: 1 event, 10 tokens. Claimed for this subscription and not settled: 4 events (5, 7, 3
   // in claims; 4 in its row), 19 tokens. Pending or failed in all: 6 (those four, the unclaimed 100 and the 200).
   t.same(await audit(1, '10'), ['ok', ['still_pending:6']], 'Lago level with the forwarded events')
@@ -131,27 +143,12 @@ t.test('forwarding in progress: Lago ahead by events claimed and not yet settled
 })
 
 t.test('Lago behind by events settled within lagoLagMs before it was read (its usage counts them from a background job) is no mismatch; by older ones, it is', async (t) => {
-  const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
-  const db = app.db
-  const customer = uid('cus-lag')
-  const subscription = `sub-${customer}`
-  await db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: subscription, plan_code: 'p', provisioned_by: 'api' }).execute()
+  const { db, customer, subscription } = await subscribedCustomer(t, 'cus-lag')
   for (const [tokens, ago] of [[6, '30 seconds'], [8, '10 minutes']] as const) {
     await sql`INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, processed_at)
               VALUES ('default', ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, now() - interval '1 hour', 'test', md5(${uid()}), 'forwarded', ${subscription}, now() - ${ago}::interval)`.execute(db)
   }
-  const audit = async (eventsCount: number, units: string, lagoLagMs: number): Promise<[string, string[]]> => {
-    const lago: LagoUsageApi = {
-      getSubscription: async () => ({ started_at: new Date(Date.now() - DAY).toISOString(), status: 'active' }),
-      getCurrentUsage: async () => ({
-        from_datetime: new Date(Date.now() - 2 * DAY).toISOString(),
-        to_datetime: new Date(Date.now() + 20 * DAY).toISOString(),
-        charges_usage: [{ billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: eventsCount, units }]
-      }) as never
-    }
-    const c = (await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens', lagoLagMs }, { customerId: customer })).customers[0]
-    return [c.status, c.causes.map((x) => `${x.cause}:${x.events}`)]
-  }
+  const audit = async (eventsCount: number, units: string, lagoLagMs: number): Promise<[string, string[]]> => await auditOne(db, customer, eventsCount, units, { lagoLagMs })
   // By hand: forwarded 2 events, 14 tokens; settled 30 s ago: 1 event of 6 tokens; 10 minutes ago: 1 of 8.
   t.same(await audit(1, '8', 60_000), ['ok', ['forwarding_in_progress:1']], 'missing the event settled 30 s before, with a minute of lag allowed')
   t.same(await audit(1, '8', 0), ['mismatch', ['unexplained:1']], 'the same without lag allowed')
@@ -160,29 +157,14 @@ t.test('Lago behind by events settled within lagoLagMs before it was read (its u
 })
 
 t.test('Lago ahead by events given up on after sends with no answer (dead, exhausted): a mismatch named for them, not unexplained', async (t) => {
-  const app = await build(t, { FORWARDER_ENABLED: 'false', BOOTSTRAP_ON_START: 'false', BILLING_AUDIT_INTERVAL_MS: '0' })
-  const db = app.db
-  const customer = uid('cus-dead')
-  const subscription = `sub-${customer}`
-  await db.insertInto('customers').values({ organization_id: 'default', external_id: customer, subscription_external_id: subscription, plan_code: 'p', provisioned_by: 'api' }).execute()
+  const { db, customer, subscription } = await subscribedCustomer(t, 'cus-dead')
   // As the forwarder leaves them: a dead event's body and subscription are in its row, the reason in last_error.
   for (const [tokens, status, kind] of [[10, 'forwarded', null], [4, 'dead', 'exhausted'], [9, 'dead', 'rejected']] as const) {
     await sql`INSERT INTO litellm_usage_events (organization_id, request_id, customer_external_id, model, provider, tokens_input, tokens_output, total_tokens, cost_usd, "timestamp", source, fingerprint, status, external_subscription_id, lago_payload, last_error, processed_at)
               VALUES ('default', ${uid()}, ${customer}, 'm', 'p', ${tokens}, 0, ${tokens}, 0.5, now(), 'test', md5(${uid()}), ${status}, ${subscription}, '{"transaction_id": "t"}'::jsonb,
                       ${kind === null ? null : JSON.stringify({ kind, message: 'm' })}::jsonb, ${status === 'forwarded' ? sql`now() - interval '1 hour'` : null})`.execute(db)
   }
-  const audit = async (eventsCount: number, units: string): Promise<[string, string[]]> => {
-    const lago: LagoUsageApi = {
-      getSubscription: async () => ({ started_at: new Date(Date.now() - DAY).toISOString(), status: 'active' }),
-      getCurrentUsage: async () => ({
-        from_datetime: new Date(Date.now() - 2 * DAY).toISOString(),
-        to_datetime: new Date(Date.now() + 20 * DAY).toISOString(),
-        charges_usage: [{ billable_metric: { code: 'tokens', aggregation_type: 'sum_agg' }, events_count: eventsCount, units }]
-      }) as never
-    }
-    const c = (await auditOrganization({ db, organizationId: 'default', lago, metricCode: 'tokens' }, { customerId: customer })).customers[0]
-    return [c.status, c.causes.map((x) => `${x.cause}:${x.events}`)]
-  }
+  const audit = async (eventsCount: number, units: string): Promise<[string, string[]]> => await auditOne(db, customer, eventsCount, units)
   // By hand: forwarded 1 event, 10 tokens; dead after sends with no answer: 1 of 4 tokens; dead, refused by Lago: 1 of 9.
   t.same(await audit(1, '10'), ['ok', []], 'Lago without the dead events: nothing to say')
   t.same(await audit(2, '14'), ['mismatch', ['dead_maybe_in_lago:1']], 'Lago holding the one given up on: named')
