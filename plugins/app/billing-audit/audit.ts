@@ -124,12 +124,15 @@ export async function auditCustomer (db: Kysely<Database>, lago: LagoUsageApi, m
   // Within those bounds (count and tokens, each on its own) the difference is forwarding in progress; beyond, not.
   const within = (lago: number | Decimal, forwarded: Decimal, ahead: Decimal, behind: Decimal): boolean =>
     forwarded.minus(behind).lte(lago) && forwarded.plus(ahead).gte(lago)
-  const inFlight = within(lagoEvents, Decimal.from(local.billable_events), Decimal.from(local.claimed_unsettled), Decimal.from(local.settled_recently)) &&
-    (!sumsTokens || within(lagoUnits, billableTokens, Decimal.from(local.claimed_unsettled_tokens), Decimal.from(local.settled_recently_tokens)))
+  /** Whether Lago's figures lie between the forwarded ones less those settled recently and plus `ahead` (count, tokens). */
+  const lagoWithin = (aheadEvents: Decimal, aheadTokens: Decimal): boolean =>
+    within(lagoEvents, Decimal.from(local.billable_events), aheadEvents, Decimal.from(local.settled_recently)) &&
+    (!sumsTokens || within(lagoUnits, billableTokens, aheadTokens, Decimal.from(local.settled_recently_tokens)))
+  const claimed = Decimal.from(local.claimed_unsettled)
+  const claimedTokens = Decimal.from(local.claimed_unsettled_tokens)
+  const inFlight = lagoWithin(claimed, claimedTokens)
   // Beyond that, events given up on after sends with no answer may be what Lago has more of: a mismatch to act on.
-  const withDead = !inFlight && local.dead_maybe_sent > 0 &&
-    within(lagoEvents, Decimal.from(local.billable_events), Decimal.from(local.claimed_unsettled).plus(local.dead_maybe_sent), Decimal.from(local.settled_recently)) &&
-    (!sumsTokens || within(lagoUnits, billableTokens, Decimal.from(local.claimed_unsettled_tokens).plus(local.dead_maybe_sent_tokens), Decimal.from(local.settled_recently_tokens)))
+  const withDead = !inFlight && local.dead_maybe_sent > 0 && lagoWithin(claimed.plus(local.dead_maybe_sent), claimedTokens.plus(local.dead_maybe_sent_tokens))
   const unexplained = countsDiffer && !inFlight && !withDead
   if (countsDiffer && withDead) {
     causes.push({
